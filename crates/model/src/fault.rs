@@ -1,0 +1,99 @@
+//! The fault kinds a scenario file can inject, and where each one is expected to surface.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    MalformedJson,
+    EncodingCorruption,
+    MissingField,
+    NullField,
+    TypeChange,
+    SchemaDrift,
+    InvalidSchemaVersion,
+    DuplicateEvents,
+    LateEvents,
+    FutureTimestamps,
+    VolumeDrop,
+    VolumeSpike,
+    SourceOutage,
+    ValueOutlier,
+    DistributionShift,
+    OrphanReference,
+    JobFailure,
+    JobDelay,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 18] = [
+        FaultKind::MalformedJson,
+        FaultKind::EncodingCorruption,
+        FaultKind::MissingField,
+        FaultKind::NullField,
+        FaultKind::TypeChange,
+        FaultKind::SchemaDrift,
+        FaultKind::InvalidSchemaVersion,
+        FaultKind::DuplicateEvents,
+        FaultKind::LateEvents,
+        FaultKind::FutureTimestamps,
+        FaultKind::VolumeDrop,
+        FaultKind::VolumeSpike,
+        FaultKind::SourceOutage,
+        FaultKind::ValueOutlier,
+        FaultKind::DistributionShift,
+        FaultKind::OrphanReference,
+        FaultKind::JobFailure,
+        FaultKind::JobDelay,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::MalformedJson => "malformed_json",
+            FaultKind::EncodingCorruption => "encoding_corruption",
+            FaultKind::MissingField => "missing_field",
+            FaultKind::NullField => "null_field",
+            FaultKind::TypeChange => "type_change",
+            FaultKind::SchemaDrift => "schema_drift",
+            FaultKind::InvalidSchemaVersion => "invalid_schema_version",
+            FaultKind::DuplicateEvents => "duplicate_events",
+            FaultKind::LateEvents => "late_events",
+            FaultKind::FutureTimestamps => "future_timestamps",
+            FaultKind::VolumeDrop => "volume_drop",
+            FaultKind::VolumeSpike => "volume_spike",
+            FaultKind::SourceOutage => "source_outage",
+            FaultKind::ValueOutlier => "value_outlier",
+            FaultKind::DistributionShift => "distribution_shift",
+            FaultKind::OrphanReference => "orphan_reference",
+            FaultKind::JobFailure => "job_failure",
+            FaultKind::JobDelay => "job_delay",
+        }
+    }
+
+    /// Faults that act on a batch job rather than on events; the generator only records them.
+    pub fn targets_job(self) -> bool {
+        matches!(self, FaultKind::JobFailure | FaultKind::JobDelay)
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for FaultKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown fault kind {s:?}; expected one of {}", names.join(", "))
+            })
+    }
+}
