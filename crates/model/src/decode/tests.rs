@@ -238,8 +238,30 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_json_values_decode_or_give_a_reason(s in "\\{(\"[a-z_]{1,12}\":(\"[^\"]{0,8}\"|[0-9]{1,4}|null|\\{\\}),?){0,8}\\}") {
-        match decode(s.as_bytes()) {
+    fn arbitrary_json_objects_decode_or_give_a_reason(
+        fields in proptest::collection::btree_map(
+            prop_oneof![
+                Just("event_id".to_string()),
+                Just("event_type".to_string()),
+                Just("schema_version".to_string()),
+                Just("user_id".to_string()),
+                Just("timestamp".to_string()),
+                Just("properties".to_string()),
+                "[a-z_]{1,12}",
+            ],
+            prop_oneof![
+                any::<i64>().prop_map(serde_json::Value::from),
+                "[A-Z_0-9.]{0,16}".prop_map(serde_json::Value::from),
+                Just(serde_json::Value::from("ORDER_PLACED")),
+                Just(serde_json::Value::from("1.0")),
+                Just(serde_json::Value::Null),
+                Just(serde_json::json!({"order_amount": 1.5, "currency": "USD", "items": 1})),
+            ],
+            0..8,
+        )
+    ) {
+        let value = serde_json::Value::Object(fields.into_iter().collect());
+        match decode(value.to_string().as_bytes()) {
             Ok(ev) => prop_assert!(!ev.event_id.is_empty()),
             Err(e) => prop_assert!(!e.detail.is_empty() && e.reason != ReasonCode::MalformedJson),
         }

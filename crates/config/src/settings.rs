@@ -1,0 +1,476 @@
+//! The configuration structure, its defaults, and the layered loader.
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("cannot read configuration file {path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where embedded state (the embedded PostgreSQL) lives.
+    pub data_dir: PathBuf,
+    /// Listen address in monolithic mode (all roles on one port).
+    pub http_addr: SocketAddr,
+    /// Host the per-role listeners bind in microservices mode.
+    pub bind_host: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub database: DatabaseConfig,
+    pub kafka: KafkaConfig,
+    pub neo4j: Neo4jConfig,
+    pub ports: RolePorts,
+    pub ingest: IngestConfig,
+    pub generator: GeneratorConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgresql://…` (a JDBC `jdbc:postgresql://…` URL is accepted too). Unset: embedded.
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port,…`. Unset: the in-process bus.
+    pub bootstrap_servers: Option<String>,
+    /// Partitions of topics the platform creates.
+    pub partitions: i32,
+    pub replication_factor: i32,
+    /// Consumer group ids are `<group_prefix>-<role>`.
+    pub group_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Neo4jConfig {
+    pub uri: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolePorts {
+    pub generator: u16,
+    pub ingest: u16,
+    pub batch: u16,
+    pub quality: u16,
+    pub lineage: u16,
+    pub aiops: u16,
+    pub incidents: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Most events written in one transaction.
+    pub batch_size: usize,
+    /// Longest a partial batch waits before it is written.
+    pub batch_timeout_ms: u64,
+    /// Events older than a stream's newest event time minus this are flagged late.
+    pub allowed_lateness_secs: i64,
+    /// Events whose time is this far past their production time are quarantined as future.
+    pub future_tolerance_secs: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorConfig {
+    /// Real-time rate of the generator role.
+    pub events_per_second: f64,
+    pub seed: u64,
+    /// Share of events in schema versions 1.0, 2.0, 3.0.
+    pub schema_mix: [f64; 3],
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from(".heal"),
+            http_addr: "127.0.0.1:8080".parse().expect("valid literal"),
+            bind_host: "0.0.0.0".into(),
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            database: DatabaseConfig {
+                url: None,
+                user: None,
+                password: None,
+                max_connections: 10,
+            },
+            kafka: KafkaConfig {
+                bootstrap_servers: None,
+                partitions: 6,
+                replication_factor: 1,
+                group_prefix: "heal".into(),
+            },
+            neo4j: Neo4jConfig {
+                uri: None,
+                username: None,
+                password: None,
+            },
+            ports: RolePorts {
+                generator: 8081,
+                ingest: 8082,
+                batch: 8083,
+                quality: 8084,
+                lineage: 8085,
+                aiops: 8086,
+                incidents: 8087,
+            },
+            ingest: IngestConfig {
+                batch_size: 5000,
+                batch_timeout_ms: 200,
+                allowed_lateness_secs: 3600,
+                future_tolerance_secs: 300,
+            },
+            generator: GeneratorConfig {
+                events_per_second: 20.0,
+                seed: 1,
+                schema_mix: [0.2, 0.5, 0.3],
+            },
+        }
+    }
+}
+
+/// Environment variables of the seed, and the key each one sets.
+const SEED_VARIABLES: [(&str, &str); 7] = [
+    ("DATABASE_URL", "database.url"),
+    ("DATABASE_USER", "database.user"),
+    ("DATABASE_PASSWORD", "database.password"),
+    ("KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
+    ("NEO4J_URI", "neo4j.uri"),
+    ("NEO4J_USERNAME", "neo4j.username"),
+    ("NEO4J_PASSWORD", "neo4j.password"),
+];
+
+/// Short `HEAL_*` names for the settings users reach for most.
+const HEAL_ALIASES: [(&str, &str); 3] = [
+    ("HEAL_DATABASE_URL", "database.url"),
+    ("HEAL_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
+    ("HEAL_NEO4J_URI", "neo4j.uri"),
+];
+
+/// Names of environment variables that hold secrets (never echoed in errors).
+fn is_secret(key: &str) -> bool {
+    key.ends_with("password")
+}
+
+/// One setting from one named place (an environment variable, a flag), so that an error says
+/// exactly where a bad value came from.
+struct NamedValue {
+    origin: String,
+    key: String,
+    value: Value,
+}
+
+impl Provider for NamedValue {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(self.origin.clone())
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        let parts: Vec<&str> = self.key.split('.').collect();
+        let (last, parents) = parts.split_last().expect("key is not empty");
+        let mut leaf = Dict::new();
+        leaf.insert((*last).to_string(), self.value.clone());
+        let mut value = Value::from(leaf);
+        for parent in parents.iter().rev() {
+            let mut d = Dict::new();
+            d.insert((*parent).to_string(), value);
+            value = Value::from(d);
+        }
+        if let Value::Dict(_, d) = value {
+            dict = d;
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+fn parse_env_value(raw: &str) -> Value {
+    raw.parse::<Value>()
+        .unwrap_or_else(|_| Value::from(raw.to_string()))
+}
+
+impl Config {
+    /// Loads the configuration. `file` is `heal.toml` (read if it exists, or required if the
+    /// user named it), `env` the process environment, `flags` the `(key, value)` pairs of CLI
+    /// flags that were given, with their flag names for messages.
+    pub fn load(
+        file: Option<&Path>,
+        file_required: bool,
+        env: &BTreeMap<String, String>,
+        flags: &[(&str, &str, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if path.exists() {
+                std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                figment = figment.merge(Toml::file(path));
+            } else if file_required {
+                return Err(ConfigError::File {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                });
+            }
+        }
+        for (var, key) in SEED_VARIABLES.iter().chain(HEAL_ALIASES.iter()) {
+            if let Some(raw) = env.get(*var) {
+                figment = figment.merge(NamedValue {
+                    origin: format!("environment variable {var}"),
+                    key: key.to_string(),
+                    value: Value::from(raw.clone()),
+                });
+            }
+        }
+        for (var, raw) in env {
+            let Some(rest) = var.strip_prefix("HEAL_") else {
+                continue;
+            };
+            if HEAL_ALIASES.iter().any(|(alias, _)| alias == var) || rest.is_empty() {
+                continue;
+            }
+            let key = rest.to_ascii_lowercase().replace("__", ".");
+            if key == "config" {
+                continue;
+            }
+            figment = figment.merge(NamedValue {
+                origin: format!("environment variable {var}"),
+                key,
+                value: parse_env_value(raw),
+            });
+        }
+        for (flag, key, raw) in flags {
+            figment = figment.merge(NamedValue {
+                origin: format!("command-line flag {flag}"),
+                key: key.to_string(),
+                value: parse_env_value(raw),
+            });
+        }
+        let config: Config = figment.extract().map_err(|e| describe(&e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: &dyn std::fmt::Display, why: &str| {
+            Err(ConfigError::Invalid(format!("{key} = {value}: {why}")))
+        };
+        if self.ingest.batch_size == 0 || self.ingest.batch_size > 1_000_000 {
+            return bad("ingest.batch_size", &self.ingest.batch_size, "must be between 1 and 1000000");
+        }
+        if self.ingest.batch_timeout_ms == 0 {
+            return bad("ingest.batch_timeout_ms", &0, "must be at least 1");
+        }
+        if self.ingest.allowed_lateness_secs < 0 {
+            return bad("ingest.allowed_lateness_secs", &self.ingest.allowed_lateness_secs, "must not be negative");
+        }
+        if self.ingest.future_tolerance_secs < 0 {
+            return bad("ingest.future_tolerance_secs", &self.ingest.future_tolerance_secs, "must not be negative");
+        }
+        if !(1..=10_000).contains(&self.kafka.partitions) {
+            return bad("kafka.partitions", &self.kafka.partitions, "must be between 1 and 10000");
+        }
+        if self.kafka.replication_factor < 1 {
+            return bad("kafka.replication_factor", &self.kafka.replication_factor, "must be at least 1");
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", &0, "must be at least 1");
+        }
+        if !(self.generator.events_per_second > 0.0 && self.generator.events_per_second.is_finite()) {
+            return bad("generator.events_per_second", &self.generator.events_per_second, "must be a positive number");
+        }
+        let mix = self.generator.schema_mix;
+        if mix.iter().any(|w| *w < 0.0 || !w.is_finite()) || mix.iter().sum::<f64>() <= 0.0 {
+            return bad("generator.schema_mix", &format!("{mix:?}"), "weights must be non-negative and not all zero");
+        }
+        if let Some(url) = &self.database.url {
+            let plain = url.strip_prefix("jdbc:").unwrap_or(url);
+            if !(plain.starts_with("postgres://") || plain.starts_with("postgresql://")) {
+                return bad("database.url", url, "must start with postgresql:// (or jdbc:postgresql://)");
+            }
+        }
+        if let Some(servers) = &self.kafka.bootstrap_servers {
+            if servers.trim().is_empty() || servers.split(',').any(|s| !s.contains(':')) {
+                return bad("kafka.bootstrap_servers", servers, "must be host:port[,host:port…]");
+            }
+        }
+        if !matches!(self.log_level.as_str(), "trace" | "debug" | "info" | "warn" | "error")
+            && !self.log_level.contains('=')
+        {
+            return bad("log_level", &self.log_level, "must be trace, debug, info, warn, error or a filter like heal=debug");
+        }
+        Ok(())
+    }
+
+    /// The database URL to connect to, with `user`/`password` merged in and a JDBC prefix
+    /// removed; `None` means the embedded engine.
+    pub fn database_url(&self) -> Option<String> {
+        let url = self.database.url.as_ref()?;
+        let plain = url.strip_prefix("jdbc:").unwrap_or(url).to_string();
+        let Some((scheme, rest)) = plain.split_once("://") else {
+            return Some(plain);
+        };
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if rest[..authority_end].contains('@') || self.database.user.is_none() {
+            return Some(plain);
+        }
+        let user = percent_encode(self.database.user.as_deref().unwrap_or_default());
+        let credentials = match &self.database.password {
+            Some(p) => format!("{user}:{}", percent_encode(p)),
+            None => user,
+        };
+        Some(format!("{scheme}://{credentials}@{rest}"))
+    }
+
+    /// The port a role listens on in microservices mode.
+    pub fn role_port(&self, role: crate::Role) -> u16 {
+        use crate::Role::*;
+        match role {
+            Generator => self.ports.generator,
+            Ingest => self.ports.ingest,
+            Batch => self.ports.batch,
+            Quality => self.ports.quality,
+            Lineage => self.ports.lineage,
+            Aiops => self.ports.aiops,
+            Incidents => self.ports.incidents,
+        }
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn describe(e: &figment::Error) -> ConfigError {
+    let mut parts = Vec::new();
+    for error in e.clone() {
+        let key = error.path.join(".");
+        let origin = error
+            .metadata
+            .as_ref()
+            .map(|m| m.name.to_string())
+            .unwrap_or_else(|| "defaults".into());
+        let kind = if is_secret(&key) {
+            "invalid value (not shown: secret)".to_string()
+        } else {
+            error.kind.to_string()
+        };
+        if key.is_empty() {
+            parts.push(format!("{kind} (from {origin})"));
+        } else {
+            parts.push(format!("key `{key}`: {kind} (from {origin})"));
+        }
+    }
+    ConfigError::Invalid(parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn precedence_is_defaults_file_env_flags() {
+        let dir = std::env::temp_dir().join(format!("heal-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("heal.toml");
+        std::fs::write(
+            &file,
+            "http_addr = \"127.0.0.1:9000\"\n[ingest]\nbatch_size = 10\nbatch_timeout_ms = 7\n[kafka]\npartitions = 3\n",
+        )
+        .unwrap();
+        let e = env(&[("HEAL_INGEST__BATCH_SIZE", "20"), ("HEAL_KAFKA__PARTITIONS", "4")]);
+        let flags = [("--partitions", "kafka.partitions", "5".to_string())];
+        let c = Config::load(Some(&file), true, &e, &flags).unwrap();
+        assert_eq!(c.http_addr.port(), 9000, "file beats defaults");
+        assert_eq!(c.ingest.batch_timeout_ms, 7, "file beats defaults");
+        assert_eq!(c.ingest.batch_size, 20, "env beats file");
+        assert_eq!(c.kafka.partitions, 5, "flag beats env");
+        assert_eq!(c.ingest.allowed_lateness_secs, 3600, "default kept");
+    }
+
+    #[test]
+    fn seed_variables_are_accepted_and_jdbc_urls_get_credentials() {
+        let e = env(&[
+            ("DATABASE_URL", "jdbc:postgresql://db:5432/analytics"),
+            ("DATABASE_USER", "heal"),
+            ("DATABASE_PASSWORD", "p@ss"),
+            ("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092"),
+            ("NEO4J_URI", "bolt://neo4j:7687"),
+        ]);
+        let c = Config::load(None, false, &e, &[]).unwrap();
+        assert_eq!(
+            c.database_url().unwrap(),
+            "postgresql://heal:p%40ss@db:5432/analytics"
+        );
+        assert_eq!(c.kafka.bootstrap_servers.as_deref(), Some("kafka:9092"));
+        assert_eq!(c.neo4j.uri.as_deref(), Some("bolt://neo4j:7687"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key_the_value_and_where_it_came_from() {
+        let e = env(&[("HEAL_INGEST__BATCH_SIZE", "lots")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("ingest.batch_size"), "{err}");
+        assert!(err.contains("lots"), "{err}");
+        assert!(err.contains("HEAL_INGEST__BATCH_SIZE"), "{err}");
+
+        let flags = [("--http-addr", "http_addr", "not-an-address".to_string())];
+        let err = Config::load(None, false, &BTreeMap::new(), &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http_addr") && err.contains("--http-addr"), "{err}");
+
+        let e = env(&[("HEAL_KAFKA__PARTITIONS", "0")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("kafka.partitions = 0"), "{err}");
+
+        let e = env(&[("HEAL_NO_SUCH__KEY", "1")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("no_such"), "{err}");
+    }
+}
