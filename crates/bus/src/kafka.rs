@@ -37,7 +37,12 @@ impl KafkaBus {
         })
     }
 
-    pub async fn create_topics(&self, topics: &[&str], partitions: i32, replication: i32) -> Result<()> {
+    pub async fn create_topics(
+        &self,
+        topics: &[&str],
+        partitions: i32,
+        replication: i32,
+    ) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &self.servers)
             .create()?;
@@ -118,7 +123,11 @@ struct RebalanceFlag {
 impl ClientContext for RebalanceFlag {}
 
 impl ConsumerContext for RebalanceFlag {
-    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
         if let Rebalance::Assign(tpl) = rebalance {
             tracing::info!(partitions = tpl.count(), "partitions assigned");
         }

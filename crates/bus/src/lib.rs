@@ -79,7 +79,12 @@ impl Bus {
     }
 
     /// Creates topics that do not exist yet; existing ones are left as they are.
-    pub async fn create_topics(&self, topics: &[&str], partitions: i32, replication: i32) -> Result<()> {
+    pub async fn create_topics(
+        &self,
+        topics: &[&str],
+        partitions: i32,
+        replication: i32,
+    ) -> Result<()> {
         match self {
             Bus::Memory(b) => {
                 for t in topics {

@@ -186,7 +186,11 @@ impl MemoryConsumer {
         }
         self.generation = g.generation;
         let n = g.members.len().max(1);
-        let me = g.members.iter().position(|m| *m == self.member).unwrap_or(0);
+        let me = g
+            .members
+            .iter()
+            .position(|m| *m == self.member)
+            .unwrap_or(0);
         self.assigned = (0..self.topic.logs.len() as i32)
             .filter(|p| *p as usize % n == me)
             .collect();
@@ -315,7 +319,10 @@ mod tests {
         // Same key, same partition, increasing payload order.
         let mut last: HashMap<Vec<u8>, (i32, usize)> = HashMap::new();
         for m in &batch {
-            let n: usize = String::from_utf8(m.payload.clone()).unwrap().parse().unwrap();
+            let n: usize = String::from_utf8(m.payload.clone())
+                .unwrap()
+                .parse()
+                .unwrap();
             if let Some((p, prev)) = last.insert(m.key.clone().unwrap(), (m.partition, n)) {
                 assert_eq!(p, m.partition);
                 assert!(prev < n);
@@ -327,7 +334,10 @@ mod tests {
         drop(c);
         let mut c2 = bus.consumer("g", "t").unwrap();
         assert!(c2.assignment_changed());
-        let again = c2.poll_batch(1000, Duration::from_millis(50)).await.unwrap();
+        let again = c2
+            .poll_batch(1000, Duration::from_millis(50))
+            .await
+            .unwrap();
         assert_eq!(again.len(), 100 - 1);
 
         // Two members of a new group split the partitions. The record every existing group
@@ -337,7 +347,9 @@ mod tests {
         let ma = a.poll_batch(1000, Duration::from_millis(50)).await.unwrap();
         let mb = b.poll_batch(1000, Duration::from_millis(50)).await.unwrap();
         assert_eq!(ma.len() + mb.len(), 99);
-        assert!(ma.iter().all(|m| mb.iter().all(|n| n.partition != m.partition)));
+        assert!(ma
+            .iter()
+            .all(|m| mb.iter().all(|n| n.partition != m.partition)));
     }
 
     #[tokio::test]
@@ -347,9 +359,7 @@ mod tests {
         let mut c = bus.consumer("g", "t").unwrap();
         let producer = {
             let bus = bus.clone();
-            tokio::spawn(async move {
-                bus.send("t", (0..25).map(|i| rec("k", i)).collect()).await
-            })
+            tokio::spawn(async move { bus.send("t", (0..25).map(|i| rec("k", i)).collect()).await })
         };
         let mut seen = 0;
         while seen < 25 {

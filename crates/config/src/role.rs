@@ -142,9 +142,15 @@ mod tests {
     #[test]
     fn parses_lists_and_lists_valid_roles_on_error() {
         let set: RoleSet = "ingest, generator,ingest".parse().unwrap();
-        assert_eq!(set.iter().collect::<Vec<_>>(), vec![Role::Generator, Role::Ingest]);
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            vec![Role::Generator, Role::Ingest]
+        );
         assert!("all".parse::<RoleSet>().unwrap().is_all());
         let err = "ingest,bogus".parse::<RoleSet>().unwrap_err();
-        assert!(err.contains("\"bogus\"") && err.contains("incidents"), "{err}");
+        assert!(
+            err.contains("\"bogus\"") && err.contains("incidents"),
+            "{err}"
+        );
     }
 }

@@ -287,48 +287,91 @@ impl Config {
             Err(ConfigError::Invalid(format!("{key} = {value}: {why}")))
         };
         if self.ingest.batch_size == 0 || self.ingest.batch_size > 1_000_000 {
-            return bad("ingest.batch_size", &self.ingest.batch_size, "must be between 1 and 1000000");
+            return bad(
+                "ingest.batch_size",
+                &self.ingest.batch_size,
+                "must be between 1 and 1000000",
+            );
         }
         if self.ingest.batch_timeout_ms == 0 {
             return bad("ingest.batch_timeout_ms", &0, "must be at least 1");
         }
         if self.ingest.allowed_lateness_secs < 0 {
-            return bad("ingest.allowed_lateness_secs", &self.ingest.allowed_lateness_secs, "must not be negative");
+            return bad(
+                "ingest.allowed_lateness_secs",
+                &self.ingest.allowed_lateness_secs,
+                "must not be negative",
+            );
         }
         if self.ingest.future_tolerance_secs < 0 {
-            return bad("ingest.future_tolerance_secs", &self.ingest.future_tolerance_secs, "must not be negative");
+            return bad(
+                "ingest.future_tolerance_secs",
+                &self.ingest.future_tolerance_secs,
+                "must not be negative",
+            );
         }
         if !(1..=10_000).contains(&self.kafka.partitions) {
-            return bad("kafka.partitions", &self.kafka.partitions, "must be between 1 and 10000");
+            return bad(
+                "kafka.partitions",
+                &self.kafka.partitions,
+                "must be between 1 and 10000",
+            );
         }
         if self.kafka.replication_factor < 1 {
-            return bad("kafka.replication_factor", &self.kafka.replication_factor, "must be at least 1");
+            return bad(
+                "kafka.replication_factor",
+                &self.kafka.replication_factor,
+                "must be at least 1",
+            );
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", &0, "must be at least 1");
         }
-        if !(self.generator.events_per_second > 0.0 && self.generator.events_per_second.is_finite()) {
-            return bad("generator.events_per_second", &self.generator.events_per_second, "must be a positive number");
+        if !(self.generator.events_per_second > 0.0 && self.generator.events_per_second.is_finite())
+        {
+            return bad(
+                "generator.events_per_second",
+                &self.generator.events_per_second,
+                "must be a positive number",
+            );
         }
         let mix = self.generator.schema_mix;
         if mix.iter().any(|w| *w < 0.0 || !w.is_finite()) || mix.iter().sum::<f64>() <= 0.0 {
-            return bad("generator.schema_mix", &format!("{mix:?}"), "weights must be non-negative and not all zero");
+            return bad(
+                "generator.schema_mix",
+                &format!("{mix:?}"),
+                "weights must be non-negative and not all zero",
+            );
         }
         if let Some(url) = &self.database.url {
             let plain = url.strip_prefix("jdbc:").unwrap_or(url);
             if !(plain.starts_with("postgres://") || plain.starts_with("postgresql://")) {
-                return bad("database.url", url, "must start with postgresql:// (or jdbc:postgresql://)");
+                return bad(
+                    "database.url",
+                    url,
+                    "must start with postgresql:// (or jdbc:postgresql://)",
+                );
             }
         }
         if let Some(servers) = &self.kafka.bootstrap_servers {
             if servers.trim().is_empty() || servers.split(',').any(|s| !s.contains(':')) {
-                return bad("kafka.bootstrap_servers", servers, "must be host:port[,host:port…]");
+                return bad(
+                    "kafka.bootstrap_servers",
+                    servers,
+                    "must be host:port[,host:port…]",
+                );
             }
         }
-        if !matches!(self.log_level.as_str(), "trace" | "debug" | "info" | "warn" | "error")
-            && !self.log_level.contains('=')
+        if !matches!(
+            self.log_level.as_str(),
+            "trace" | "debug" | "info" | "warn" | "error"
+        ) && !self.log_level.contains('=')
         {
-            return bad("log_level", &self.log_level, "must be trace, debug, info, warn, error or a filter like heal=debug");
+            return bad(
+                "log_level",
+                &self.log_level,
+                "must be trace, debug, info, warn, error or a filter like heal=debug",
+            );
         }
         Ok(())
     }
@@ -423,7 +466,10 @@ mod tests {
             "http_addr = \"127.0.0.1:9000\"\n[ingest]\nbatch_size = 10\nbatch_timeout_ms = 7\n[kafka]\npartitions = 3\n",
         )
         .unwrap();
-        let e = env(&[("HEAL_INGEST__BATCH_SIZE", "20"), ("HEAL_KAFKA__PARTITIONS", "4")]);
+        let e = env(&[
+            ("HEAL_INGEST__BATCH_SIZE", "20"),
+            ("HEAL_KAFKA__PARTITIONS", "4"),
+        ]);
         let flags = [("--partitions", "kafka.partitions", "5".to_string())];
         let c = Config::load(Some(&file), true, &e, &flags).unwrap();
         assert_eq!(c.http_addr.port(), 9000, "file beats defaults");
@@ -463,7 +509,10 @@ mod tests {
         let err = Config::load(None, false, &BTreeMap::new(), &flags)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("http_addr") && err.contains("--http-addr"), "{err}");
+        assert!(
+            err.contains("http_addr") && err.contains("--http-addr"),
+            "{err}"
+        );
 
         let e = env(&[("HEAL_KAFKA__PARTITIONS", "0")]);
         let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();

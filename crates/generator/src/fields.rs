@@ -147,9 +147,18 @@ mod tests {
 
     #[test]
     fn seed_names_resolve_to_canonical_ones() {
-        assert_eq!(resolve(EventKind::OrderPlaced, "order_amount"), Some("amount"));
-        assert_eq!(resolve(EventKind::PaymentProcessed, "payment_method"), Some("method"));
-        assert_eq!(resolve(EventKind::OrderPlaced, "timestamp"), Some("occurred_at"));
+        assert_eq!(
+            resolve(EventKind::OrderPlaced, "order_amount"),
+            Some("amount")
+        );
+        assert_eq!(
+            resolve(EventKind::PaymentProcessed, "payment_method"),
+            Some("method")
+        );
+        assert_eq!(
+            resolve(EventKind::OrderPlaced, "timestamp"),
+            Some("occurred_at")
+        );
         assert_eq!(resolve(EventKind::OrderPlaced, "colour"), None);
         assert_eq!(resolve(EventKind::OrderPlaced, "event_id"), None);
         assert_eq!(resolve(EventKind::UserCreated, "amount"), None);
@@ -181,14 +190,20 @@ mod tests {
 
     #[test]
     fn optional_fields_cannot_be_removed_and_known_keys_cannot_be_rename_targets() {
-        assert!(eligible_versions(EventKind::RefundIssued, "order_id", FieldUse::Remove).is_empty());
+        assert!(
+            eligible_versions(EventKind::RefundIssued, "order_id", FieldUse::Remove).is_empty()
+        );
         assert_eq!(
             eligible_versions(EventKind::PaymentProcessed, "currency", FieldUse::Null),
             vec![SchemaVersion::V2, SchemaVersion::V3]
         );
         // In v2 the key already is `amount_minor`; v1 and v3 name it differently.
         assert_eq!(
-            eligible_versions(EventKind::OrderPlaced, "amount", FieldUse::Rename("amount_minor")),
+            eligible_versions(
+                EventKind::OrderPlaced,
+                "amount",
+                FieldUse::Rename("amount_minor")
+            ),
             vec![SchemaVersion::V1, SchemaVersion::V3]
         );
     }

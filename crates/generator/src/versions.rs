@@ -121,8 +121,14 @@ mod tests {
         assert_eq!(mix.choose(EventKind::UserCreated, 0.71), SchemaVersion::V3);
         // cart only in v2/v3: 0.5/0.8 = 0.625 for v2
         assert_eq!(mix.choose(EventKind::CartItemAdded, 0.6), SchemaVersion::V2);
-        assert_eq!(mix.choose(EventKind::CartItemAdded, 0.65), SchemaVersion::V3);
-        assert_eq!(mix.choose(EventKind::CartItemAdded, 0.999_999), SchemaVersion::V3);
+        assert_eq!(
+            mix.choose(EventKind::CartItemAdded, 0.65),
+            SchemaVersion::V3
+        );
+        assert_eq!(
+            mix.choose(EventKind::CartItemAdded, 0.999_999),
+            SchemaVersion::V3
+        );
     }
 
     #[test]
@@ -132,8 +138,14 @@ mod tests {
             v2: 0.0,
             v3: 0.0,
         });
-        assert_eq!(only_v1.choose(EventKind::SessionStarted, 0.5), SchemaVersion::V2);
-        assert_eq!(only_v1.choose(EventKind::OrderPlaced, 0.5), SchemaVersion::V1);
+        assert_eq!(
+            only_v1.choose(EventKind::SessionStarted, 0.5),
+            SchemaVersion::V2
+        );
+        assert_eq!(
+            only_v1.choose(EventKind::OrderPlaced, 0.5),
+            SchemaVersion::V1
+        );
         assert_eq!(
             only_v1.choose_among(&[SchemaVersion::V2, SchemaVersion::V3], 0.9),
             SchemaVersion::V2

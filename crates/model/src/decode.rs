@@ -134,15 +134,14 @@ fn decode_inner(bytes: &[u8]) -> Result<CanonicalEvent, DecodeError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(err(
             ReasonCode::PayloadTooLarge,
-            format!("{} bytes exceed the limit of {MAX_EVENT_BYTES}", bytes.len()),
+            format!(
+                "{} bytes exceed the limit of {MAX_EVENT_BYTES}",
+                bytes.len()
+            ),
         ));
     }
-    let text = std::str::from_utf8(bytes).map_err(|e| {
-        err(
-            ReasonCode::InvalidEncoding,
-            format!("not valid UTF-8: {e}"),
-        )
-    })?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| err(ReasonCode::InvalidEncoding, format!("not valid UTF-8: {e}")))?;
     let root: Value = serde_json::from_str(text)
         .map_err(|e| err(ReasonCode::MalformedJson, format!("not valid JSON: {e}")))?;
     if contains_nul(&root) {
@@ -207,7 +206,10 @@ fn schema_version(v: Option<&Value>) -> Result<SchemaVersion, DecodeError> {
         Some(other) => {
             return Err(err(
                 ReasonCode::InvalidSchemaVersion,
-                format!("schema_version must be a string, found {}", type_name(other)),
+                format!(
+                    "schema_version must be a string, found {}",
+                    type_name(other)
+                ),
             ))
         }
     };
@@ -218,7 +220,8 @@ fn schema_version(v: Option<&Value>) -> Result<SchemaVersion, DecodeError> {
         let t = raw.trim_start_matches(['v', 'V']);
         !t.is_empty()
             && t.split('.').count() <= 3
-            && t.split('.').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            && t.split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
     };
     if looks_like_version {
         Err(err(
@@ -235,13 +238,21 @@ fn schema_version(v: Option<&Value>) -> Result<SchemaVersion, DecodeError> {
 
 fn event_kind(v: Option<&Value>, version: SchemaVersion) -> Result<EventKind, DecodeError> {
     let name = match v {
-        None => return Err(err(ReasonCode::MissingField, "required field `event_type` is missing")),
+        None => {
+            return Err(err(
+                ReasonCode::MissingField,
+                "required field `event_type` is missing",
+            ))
+        }
         Some(Value::Null) => return Err(err(ReasonCode::NullField, "field `event_type` is null")),
         Some(Value::String(s)) => s,
         Some(other) => {
             return Err(err(
                 ReasonCode::TypeMismatch,
-                format!("field `event_type` must be a string, found {}", type_name(other)),
+                format!(
+                    "field `event_type` must be a string, found {}",
+                    type_name(other)
+                ),
             ))
         }
     };
@@ -365,7 +376,10 @@ impl<'a> Reader<'a> {
                 if s.trim().is_empty() {
                     Err(self.invalid(name, "is empty"))
                 } else if s.chars().count() > MAX_STRING_CHARS {
-                    Err(self.invalid(name, format_args!("is longer than {MAX_STRING_CHARS} characters")))
+                    Err(self.invalid(
+                        name,
+                        format_args!("is longer than {MAX_STRING_CHARS} characters"),
+                    ))
                 } else {
                     Ok(Some(s.clone()))
                 }
@@ -446,7 +460,10 @@ impl<'a> Reader<'a> {
             Some(t) if (1970..=2200).contains(&t.year()) => Ok(t),
             Some(_) => Err(err(
                 ReasonCode::InvalidTimestamp,
-                format!("timestamp {:?} is outside the years 1970-2200", truncate(&raw)),
+                format!(
+                    "timestamp {:?} is outside the years 1970-2200",
+                    truncate(&raw)
+                ),
             )),
             None => Err(err(
                 ReasonCode::InvalidTimestamp,
@@ -563,7 +580,9 @@ impl<'a> Reader<'a> {
                 let (order_id, lines, item_count) = if self.version == SchemaVersion::V1 {
                     let items = self.int("items")?;
                     if !(0..=100_000).contains(&items) {
-                        return Err(self.invalid("items", format_args!("count {items} is out of range")));
+                        return Err(
+                            self.invalid("items", format_args!("count {items} is out of range"))
+                        );
                     }
                     // The seed's order has no order id: the event id identifies it.
                     (String::new(), Vec::new(), items as i32)
@@ -585,31 +604,34 @@ impl<'a> Reader<'a> {
                     .currency("currency")?
                     .unwrap_or_else(|| "USD".to_string());
                 let amount_minor = self.amount(&currency)?;
-                let (order_id, status, attempt, failure_reason) =
-                    if self.version == SchemaVersion::V1 {
-                        (None, PaymentStatus::Succeeded, 1, None)
-                    } else {
-                        let status = match self.str("status")?.to_ascii_uppercase().as_str() {
-                            "SUCCEEDED" | "SUCCESS" | "CAPTURED" => PaymentStatus::Succeeded,
-                            "FAILED" | "DECLINED" => PaymentStatus::Failed,
-                            other => {
-                                return Err(self.invalid(
-                                    "status",
-                                    format_args!("{:?} is not SUCCEEDED or FAILED", truncate(other)),
-                                ))
-                            }
-                        };
-                        let attempt = self.opt_int("attempt")?.unwrap_or(1);
-                        if !(1..=100).contains(&attempt) {
-                            return Err(self.invalid("attempt", format_args!("{attempt} is outside 1..=100")));
+                let (order_id, status, attempt, failure_reason) = if self.version
+                    == SchemaVersion::V1
+                {
+                    (None, PaymentStatus::Succeeded, 1, None)
+                } else {
+                    let status = match self.str("status")?.to_ascii_uppercase().as_str() {
+                        "SUCCEEDED" | "SUCCESS" | "CAPTURED" => PaymentStatus::Succeeded,
+                        "FAILED" | "DECLINED" => PaymentStatus::Failed,
+                        other => {
+                            return Err(self.invalid(
+                                "status",
+                                format_args!("{:?} is not SUCCEEDED or FAILED", truncate(other)),
+                            ))
                         }
-                        (
-                            Some(self.str("order_id")?),
-                            status,
-                            attempt as i32,
-                            self.opt_str("failure_reason")?,
-                        )
                     };
+                    let attempt = self.opt_int("attempt")?.unwrap_or(1);
+                    if !(1..=100).contains(&attempt) {
+                        return Err(
+                            self.invalid("attempt", format_args!("{attempt} is outside 1..=100"))
+                        );
+                    }
+                    (
+                        Some(self.str("order_id")?),
+                        status,
+                        attempt as i32,
+                        self.opt_str("failure_reason")?,
+                    )
+                };
                 EventBody::Payment {
                     payment_id: self.str("payment_id")?,
                     order_id,

@@ -81,7 +81,9 @@ impl EventKind {
             EventKind::UserCreated
             | EventKind::ProductViewed
             | EventKind::OrderPlaced
-            | EventKind::PaymentProcessed => &[SchemaVersion::V1, SchemaVersion::V2, SchemaVersion::V3],
+            | EventKind::PaymentProcessed => {
+                &[SchemaVersion::V1, SchemaVersion::V2, SchemaVersion::V3]
+            }
             _ => &[SchemaVersion::V2, SchemaVersion::V3],
         }
     }

@@ -93,7 +93,10 @@ impl FromStr for FaultKind {
             .find(|k| k.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!("unknown fault kind {s:?}; expected one of {}", names.join(", "))
+                format!(
+                    "unknown fault kind {s:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -169,7 +169,11 @@ fn body(kind: EventKind, version: SchemaVersion) -> &'static [FieldSpec] {
             f!("product_id", &["payload", "product", "id"], true),
             f!("category", &["payload", "product", "category"], true),
             f!("price", &["payload", "product", "price", "minor"], false),
-            f!("currency", &["payload", "product", "price", "currency"], false),
+            f!(
+                "currency",
+                &["payload", "product", "price", "currency"],
+                false
+            ),
         ],
         (V3, CartItemAdded) => &[
             f!("product_id", &["payload", "product", "id"], true),
@@ -190,7 +194,11 @@ fn body(kind: EventKind, version: SchemaVersion) -> &'static [FieldSpec] {
             f!("currency", &["payload", "amount", "currency"], true),
             f!("method", &["payload", "method"], true),
             f!("status", &["payload", "outcome", "status"], true),
-            f!("failure_reason", &["payload", "outcome", "failure_reason"], false),
+            f!(
+                "failure_reason",
+                &["payload", "outcome", "failure_reason"],
+                false
+            ),
             f!("attempt", &["payload", "attempt"], false),
         ],
         (V3, RefundIssued) => &[
@@ -234,7 +242,8 @@ pub fn known_keys(kind: EventKind, version: SchemaVersion, parent: &[&str]) -> V
 
 /// Reads the value at `path`, if every step exists.
 pub fn get_path<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(root, |v, key| v.as_object()?.get(*key))
+    path.iter()
+        .try_fold(root, |v, key| v.as_object()?.get(*key))
 }
 
 /// Mutable access to the value at `path`.

@@ -16,10 +16,7 @@ pub use sqlx;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot connect to PostgreSQL at {target}: {source}")]
-    Connect {
-        target: String,
-        source: sqlx::Error,
-    },
+    Connect { target: String, source: sqlx::Error },
     #[error("cannot start the embedded PostgreSQL in {dir}: {reason}")]
     Embedded { dir: PathBuf, reason: String },
     #[error("migration failed: {0}")]
@@ -121,7 +118,6 @@ impl Database {
         // One backend connection: a second one would block until the first closes.
         let pool = PgPoolOptions::new()
             .max_connections(1)
-            .min_connections(1)
             .acquire_timeout(Duration::from_secs(600))
             .idle_timeout(None)
             .max_lifetime(None)
@@ -141,7 +137,11 @@ impl Database {
     }
 
     /// Connects to `url` if given, else starts the embedded engine under `data_dir/pg`.
-    pub async fn open(url: Option<&str>, max_connections: u32, data_dir: &Path) -> Result<Database> {
+    pub async fn open(
+        url: Option<&str>,
+        max_connections: u32,
+        data_dir: &Path,
+    ) -> Result<Database> {
         match url {
             Some(url) => Self::connect(url, max_connections).await,
             #[cfg(feature = "embedded")]
@@ -187,7 +187,15 @@ impl Database {
         self.pool.close().await;
         #[cfg(feature = "embedded")]
         if let Some(server) = self.embedded {
-            let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
+            // Shutdown joins the engine's thread; never let a stuck client connection hang
+            // the caller for longer than a few seconds.
+            let stop = tokio::task::spawn_blocking(move || server.shutdown());
+            match tokio::time::timeout(Duration::from_secs(10), stop).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(error = %e, "embedded PostgreSQL shutdown failed"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "embedded PostgreSQL shutdown panicked"),
+                Err(_) => tracing::warn!("embedded PostgreSQL did not stop within 10 s"),
+            }
         }
     }
 }

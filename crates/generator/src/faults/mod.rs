@@ -69,7 +69,11 @@ fn emission(ev: &CanonicalEvent, at: i64, payload: Vec<u8>) -> Emission {
 }
 
 fn to_bytes(value: &Value) -> Vec<u8> {
-    serde_json::to_vec(value).expect("a JSON value always serializes")
+    let mut bytes = Vec::with_capacity(512);
+    serde_json::to_writer(&mut bytes, value).expect("a JSON value always serializes");
+    // Messages may be held for a while (bus buffers, tests): do not keep the slack.
+    bytes.shrink_to_fit();
+    bytes
 }
 
 /// A fault acting on events.
@@ -226,17 +230,23 @@ impl ActiveFault {
             | FaultAction::SchemaDrift(SchemaDrift::Rename { field, .. })
             | FaultAction::ValueOutlier { field, .. }
             | FaultAction::DistributionShift { field, .. } => {
-                let Some((version, mut value)) = field_encoding(ev, field, &self.eligible, mix, rng)
+                let Some((version, mut value)) =
+                    field_encoding(ev, field, &self.eligible, mix, rng)
                 else {
                     return false;
                 };
-                let spec = wire::field(ev.kind(), version, field).expect("eligible version has the field");
+                let spec =
+                    wire::field(ev.kind(), version, field).expect("eligible version has the field");
                 apply_to_field(&self.action, &mut value, spec.path);
                 out.push(emission(ev, t, to_bytes(&value)));
             }
             FaultAction::SchemaDrift(SchemaDrift::Version(version)) => {
                 let mut value = versions::encode(ev, ev.schema_version).1;
-                wire::set_path(&mut value, &["schema_version"], Value::String(version.clone()));
+                wire::set_path(
+                    &mut value,
+                    &["schema_version"],
+                    Value::String(version.clone()),
+                );
                 out.push(emission(ev, t, to_bytes(&value)));
             }
             FaultAction::InvalidSchemaVersion { value: bad } => {

@@ -57,7 +57,10 @@ pub(crate) fn corrupt_encoding(bytes: &mut Vec<u8>, rng: &mut impl Rng) -> bool 
     let mut i = 0;
     while i + 3 <= bytes.len() {
         if &bytes[i..i + 3] == b"\":\"" {
-            let key_start = bytes[..i].iter().rposition(|b| *b == b'"').map_or(0, |k| k + 1);
+            let key_start = bytes[..i]
+                .iter()
+                .rposition(|b| *b == b'"')
+                .map_or(0, |k| k + 1);
             let value_start = i + 3;
             let value_end = bytes[value_start..]
                 .iter()
@@ -139,7 +142,11 @@ mod tests {
         for _ in 0..500 {
             let mut bytes = sample();
             break_json(&mut bytes, "e-42", &mut rng);
-            assert!(serde_json::from_slice::<Value>(&bytes).is_err(), "{}", String::from_utf8_lossy(&bytes));
+            assert!(
+                serde_json::from_slice::<Value>(&bytes).is_err(),
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
             assert!(find(&bytes, br#""event_id":"e-42""#).is_some());
         }
     }

@@ -103,10 +103,14 @@ pub fn parse_iso_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     if in_time && time_components == 0 {
-        return Err(format!("{text:?}: `T` must be followed by hours, minutes or seconds"));
+        return Err(format!(
+            "{text:?}: `T` must be followed by hours, minutes or seconds"
+        ));
     }
     if last_rank == 0 {
-        return Err(format!("{text:?} has no components; write e.g. P1D or PT3H"));
+        return Err(format!(
+            "{text:?} has no components; write e.g. P1D or PT3H"
+        ));
     }
     let signed = if negative { -total } else { total };
     i64::try_from(signed)
@@ -205,10 +209,30 @@ mod tests {
     #[test]
     fn rejects_what_is_not_a_duration() {
         for bad in [
-            "", "P", "PT", "3H", "P3H", "PT3D", "P1M", "P1Y", "PT1H2H", "PT2M1H", "PT1.5H30M",
-            "P1DT", "PT1", "PTH", "P1.D", "P..1D", "PT1HX", "P1D1W", "P99999999999999999999D",
+            "",
+            "P",
+            "PT",
+            "3H",
+            "P3H",
+            "PT3D",
+            "P1M",
+            "P1Y",
+            "PT1H2H",
+            "PT2M1H",
+            "PT1.5H30M",
+            "P1DT",
+            "PT1",
+            "PTH",
+            "P1.D",
+            "P..1D",
+            "PT1HX",
+            "P1D1W",
+            "P99999999999999999999D",
         ] {
-            assert!(parse_iso_duration(bad).is_err(), "{bad:?} should be rejected");
+            assert!(
+                parse_iso_duration(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 
@@ -230,7 +254,9 @@ mod tests {
         assert_eq!(format_iso_duration(Duration::zero()), "PT0S");
         assert_eq!(format_iso_duration(Duration::minutes(-90)), "-PT1H30M");
         assert_eq!(
-            format_iso_duration(Duration::milliseconds(((2 * 24 + 3) * 60 + 4) * 60_000 + 5_020)),
+            format_iso_duration(Duration::milliseconds(
+                ((2 * 24 + 3) * 60 + 4) * 60_000 + 5_020
+            )),
             "P2DT3H4M5.02S"
         );
     }

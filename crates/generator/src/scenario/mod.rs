@@ -229,7 +229,12 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn err(&self, key: &str, value: impl fmt::Display, message: impl Into<String>) -> ScenarioError {
+    pub fn err(
+        &self,
+        key: &str,
+        value: impl fmt::Display,
+        message: impl Into<String>,
+    ) -> ScenarioError {
         ScenarioError::Invalid {
             file: self.file.to_string(),
             location: self.location.clone(),
@@ -447,10 +452,18 @@ fn validate_fault(
         }
     };
 
-    let default_rate = if kind == FaultKind::VolumeDrop { 0.9 } else { 1.0 };
+    let default_rate = if kind == FaultKind::VolumeDrop {
+        0.9
+    } else {
+        1.0
+    };
     let rate = raw.rate.unwrap_or(default_rate);
     if !(rate.is_finite() && rate > 0.0 && rate <= 1.0) {
-        return Err(ctx.err("rate", rate, "must be in (0, 1]: the share of targeted events affected"));
+        return Err(ctx.err(
+            "rate",
+            rate,
+            "must be in (0, 1]: the share of targeted events affected",
+        ));
     }
     if kind == FaultKind::SourceOutage && rate != 1.0 {
         return Err(ctx.err(

@@ -23,27 +23,54 @@ pub enum SchemaDrift {
 pub enum FaultAction {
     MalformedJson,
     EncodingCorruption,
-    MissingField { field: &'static str },
-    NullField { field: &'static str },
-    TypeChange { field: &'static str },
+    MissingField {
+        field: &'static str,
+    },
+    NullField {
+        field: &'static str,
+    },
+    TypeChange {
+        field: &'static str,
+    },
     SchemaDrift(SchemaDrift),
     /// `schema_version` set to a value that is not a version number.
-    InvalidSchemaVersion { value: Value },
+    InvalidSchemaVersion {
+        value: Value,
+    },
     /// `copies` extra copies of the same bytes, sent within `delay` after the original.
-    DuplicateEvents { copies: u32, delay: Duration },
+    DuplicateEvents {
+        copies: u32,
+        delay: Duration,
+    },
     /// Sent `delay` after the event occurred.
-    LateEvents { delay: Duration },
+    LateEvents {
+        delay: Duration,
+    },
     /// `occurred_at` moved `skew` past the time the event is sent.
-    FutureTimestamps { skew: Duration },
+    FutureTimestamps {
+        skew: Duration,
+    },
     VolumeDrop,
     /// `factor` × the normal volume; the extra events are fresh copies with new ids.
-    VolumeSpike { factor: f64 },
+    VolumeSpike {
+        factor: f64,
+    },
     SourceOutage,
-    ValueOutlier { field: &'static str, factor: f64 },
-    DistributionShift { field: &'static str, to: String },
+    ValueOutlier {
+        field: &'static str,
+        factor: f64,
+    },
+    DistributionShift {
+        field: &'static str,
+        to: String,
+    },
     OrphanReference,
-    JobFailure { message: Option<String> },
-    JobDelay { delay: Duration },
+    JobFailure {
+        message: Option<String>,
+    },
+    JobDelay {
+        delay: Duration,
+    },
 }
 
 fn quarantine(reason: ReasonCode) -> String {
@@ -185,7 +212,12 @@ impl Params<'_> {
         Ok(d)
     }
 
-    fn factor(&self, default: f64, valid: impl Fn(f64) -> bool, rule: &str) -> Result<f64, ScenarioError> {
+    fn factor(
+        &self,
+        default: f64,
+        valid: impl Fn(f64) -> bool,
+        rule: &str,
+    ) -> Result<f64, ScenarioError> {
         let factor = self.number("factor")?.unwrap_or(default);
         if factor.is_finite() && valid(factor) {
             Ok(factor)
@@ -332,7 +364,10 @@ pub(super) fn resolve(
         FaultKind::DuplicateEvents => {
             let copies = p.number("copies")?.unwrap_or(1.0);
             if !(copies.fract() == 0.0 && (1.0..=100.0).contains(&copies)) {
-                return Err(p.err("copies", "must be a whole number of extra copies from 1 to 100"));
+                return Err(p.err(
+                    "copies",
+                    "must be a whole number of extra copies from 1 to 100",
+                ));
             }
             FaultAction::DuplicateEvents {
                 copies: copies as u32,
@@ -348,16 +383,26 @@ pub(super) fn resolve(
         FaultKind::VolumeDrop => FaultAction::VolumeDrop,
         FaultKind::SourceOutage => FaultAction::SourceOutage,
         FaultKind::VolumeSpike => FaultAction::VolumeSpike {
-            factor: p.factor(5.0, |f| f > 1.0 && f <= 100.0, "must be a multiple of the normal volume above 1 and at most 100")?,
+            factor: p.factor(
+                5.0,
+                |f| f > 1.0 && f <= 100.0,
+                "must be a multiple of the normal volume above 1 and at most 100",
+            )?,
         },
         FaultKind::ValueOutlier => FaultAction::ValueOutlier {
             field: p.field("field", target, FieldUse::Scale)?,
-            factor: p.factor(100.0, |f| f > 0.0 && f != 1.0 && f <= 1.0e6, "must be a positive multiplier other than 1, at most 1000000")?,
+            factor: p.factor(
+                100.0,
+                |f| f > 0.0 && f != 1.0 && f <= 1.0e6,
+                "must be a positive multiplier other than 1, at most 1000000",
+            )?,
         },
         FaultKind::DistributionShift => {
             let field = p.field("field", target, FieldUse::Categorical)?;
             let to = match p.string("to")? {
-                Some(to) if to.trim().is_empty() || to.chars().count() > 64 || to.contains('\0') => {
+                Some(to)
+                    if to.trim().is_empty() || to.chars().count() > 64 || to.contains('\0') =>
+                {
                     return Err(p.err("to", "must be a non-empty value of at most 64 characters"))
                 }
                 Some(to) => to.to_string(),

@@ -27,7 +27,10 @@ fn error(text: &str) -> String {
 
 fn assert_mentions(message: &str, parts: &[&str]) {
     for part in parts {
-        assert!(message.contains(part), "{message:?} should mention {part:?}");
+        assert!(
+            message.contains(part),
+            "{message:?} should mention {part:?}"
+        );
     }
 }
 
@@ -72,7 +75,10 @@ params = { rename = "amount", to = "amount_cents" }
         })
     );
     assert_eq!(f.expected(), "quarantine:schema_drift");
-    assert_eq!(f.params_json(), json!({"rename": "amount", "to": "amount_cents"}));
+    assert_eq!(
+        f.params_json(),
+        json!({"rename": "amount", "to": "amount_cents"})
+    );
     let (from, to) = f.window(s.start);
     assert_eq!(from.to_rfc3339(), "2026-03-09T10:00:00+00:00");
     assert_eq!(to.to_rfc3339(), "2026-03-09T13:00:00+00:00");
@@ -81,24 +87,89 @@ params = { rename = "amount", to = "amount_cents" }
 #[test]
 fn every_kind_runs_without_params_and_gets_its_defaults() {
     let cases = [
-        ("malformed_json", "order", json!({}), "quarantine:malformed_json"),
-        ("encoding_corruption", "user", json!({}), "quarantine:invalid_encoding"),
-        ("missing_field", "order", json!({"field": "amount"}), "quarantine:missing_field"),
-        ("null_field", "user", json!({"field": "email"}), "quarantine:null_field"),
-        ("type_change", "cart", json!({"field": "product_id"}), "quarantine:type_mismatch"),
-        ("schema_drift", "session", json!({"rename": "device", "to": "device_v2"}), "quarantine:schema_drift"),
-        ("invalid_schema_version", "order", json!({"value": "banana"}), "quarantine:invalid_schema_version"),
-        ("duplicate_events", "order", json!({"copies": 1, "delay": "PT1M"}), "deduplicated"),
+        (
+            "malformed_json",
+            "order",
+            json!({}),
+            "quarantine:malformed_json",
+        ),
+        (
+            "encoding_corruption",
+            "user",
+            json!({}),
+            "quarantine:invalid_encoding",
+        ),
+        (
+            "missing_field",
+            "order",
+            json!({"field": "amount"}),
+            "quarantine:missing_field",
+        ),
+        (
+            "null_field",
+            "user",
+            json!({"field": "email"}),
+            "quarantine:null_field",
+        ),
+        (
+            "type_change",
+            "cart",
+            json!({"field": "product_id"}),
+            "quarantine:type_mismatch",
+        ),
+        (
+            "schema_drift",
+            "session",
+            json!({"rename": "device", "to": "device_v2"}),
+            "quarantine:schema_drift",
+        ),
+        (
+            "invalid_schema_version",
+            "order",
+            json!({"value": "banana"}),
+            "quarantine:invalid_schema_version",
+        ),
+        (
+            "duplicate_events",
+            "order",
+            json!({"copies": 1, "delay": "PT1M"}),
+            "deduplicated",
+        ),
         ("late_events", "order", json!({"delay": "PT6H"}), "late"),
-        ("future_timestamps", "payment", json!({"skew": "P1D"}), "quarantine:future_timestamp"),
+        (
+            "future_timestamps",
+            "payment",
+            json!({"skew": "P1D"}),
+            "quarantine:future_timestamp",
+        ),
         ("volume_drop", "all", json!({}), "dropped"),
-        ("volume_spike", "product_view", json!({"factor": 5.0}), "stored"),
+        (
+            "volume_spike",
+            "product_view",
+            json!({"factor": 5.0}),
+            "stored",
+        ),
         ("source_outage", "all", json!({}), "dropped"),
-        ("value_outlier", "payment", json!({"field": "amount", "factor": 100.0}), "stored"),
-        ("distribution_shift", "payment", json!({"field": "method", "to": "gift_card"}), "stored"),
+        (
+            "value_outlier",
+            "payment",
+            json!({"field": "amount", "factor": 100.0}),
+            "stored",
+        ),
+        (
+            "distribution_shift",
+            "payment",
+            json!({"field": "method", "to": "gift_card"}),
+            "stored",
+        ),
         ("orphan_reference", "refund", json!({}), "stored"),
         ("job_failure", "daily_revenue", json!({}), "job"),
-        ("job_delay", "daily_revenue", json!({"delay": "PT2H"}), "job"),
+        (
+            "job_delay",
+            "daily_revenue",
+            json!({"delay": "PT2H"}),
+            "job",
+        ),
     ];
     assert_eq!(cases.len(), FaultKind::ALL.len());
     for (kind, target, params, expected) in cases {
@@ -121,7 +192,10 @@ fn seed_field_names_are_accepted() {
         "kind = \"missing_field\"\ntarget = \"order\"\nstart = \"PT1H\"\nduration = \"PT1H\"\nparams = { field = \"order_amount\" }",
     ))
     .unwrap();
-    assert_eq!(s.faults[0].action, FaultAction::MissingField { field: "amount" });
+    assert_eq!(
+        s.faults[0].action,
+        FaultAction::MissingField { field: "amount" }
+    );
     let s = parse(&with_fault(
         "kind = \"distribution_shift\"\ntarget = \"payment\"\nstart = \"PT1H\"\nduration = \"PT1H\"\nparams = { field = \"payment_method\", to = \"paypal\" }",
     ))
@@ -145,9 +219,12 @@ fn optional_keys_have_defaults() {
     assert_eq!(s.schema_mix.weight(SchemaVersion::V3), 1.0);
     assert_eq!(s.faults[0].start, Duration::zero());
     assert_eq!(s.faults[0].duration, Duration::days(10));
-    let half: Scenario = format!("{}days = 0.5\nevents_per_day = 100", "name = \"h\"\nseed = 1\nstart = \"2026-03-01T00:00:00Z\"\n")
-        .parse()
-        .unwrap();
+    let half: Scenario = format!(
+        "{}days = 0.5\nevents_per_day = 100",
+        "name = \"h\"\nseed = 1\nstart = \"2026-03-01T00:00:00Z\"\n"
+    )
+    .parse()
+    .unwrap();
     assert_eq!(half.duration(), Duration::hours(12));
 }
 
@@ -156,22 +233,50 @@ fn errors_name_the_file_the_fault_the_key_and_the_value() {
     let e = error(&with_fault(
         "kind = \"late_events\"\ntarget = \"order\"\nstart = \"P1D\"\nduration = \"PT1H\"\nrate = 1.5",
     ));
-    assert_mentions(&e, &["scenarios/test.toml", "fault #1 (late_events)", "`rate`", "1.5", "(0, 1]"]);
+    assert_mentions(
+        &e,
+        &[
+            "scenarios/test.toml",
+            "fault #1 (late_events)",
+            "`rate`",
+            "1.5",
+            "(0, 1]",
+        ],
+    );
 
     let e = error(&with_fault(
         "kind = \"missing_field\"\ntarget = \"order\"\nstart = \"P1D\"\nduration = \"PT1H\"\nparams = { field = \"colour\" }",
     ));
-    assert_mentions(&e, &["fault #1 (missing_field)", "params.field", "\"colour\"", "order events have no such field", "amount"]);
+    assert_mentions(
+        &e,
+        &[
+            "fault #1 (missing_field)",
+            "params.field",
+            "\"colour\"",
+            "order events have no such field",
+            "amount",
+        ],
+    );
 
     let e = error(&with_fault(
         "kind = \"late_events\"\ntarget = \"order\"\nstart = \"P1D\"\nduration = \"PT1H\"\nparams = { skew = \"P1D\" }",
     ));
-    assert_mentions(&e, &["params.skew", "unknown parameter", "late_events accepts delay"]);
+    assert_mentions(
+        &e,
+        &[
+            "params.skew",
+            "unknown parameter",
+            "late_events accepts delay",
+        ],
+    );
 
     let e = error(&with_fault(
         "kind = \"volume_drop\"\ntarget = \"orders\"\nstart = \"P1D\"\nduration = \"PT1H\"",
     ));
-    assert_mentions(&e, &["`target`", "\"orders\"", "unknown target", "payment", "all"]);
+    assert_mentions(
+        &e,
+        &["`target`", "\"orders\"", "unknown target", "payment", "all"],
+    );
 
     let e = error(&with_fault(
         "kind = \"late_events\"\ntarget = \"order\"\nstart = \"P1D\"\nduration = \"PT0S\"",
@@ -201,7 +306,10 @@ fn errors_name_the_file_the_fault_the_key_and_the_value() {
     let e = error(&with_fault(
         "kind = \"schema_slip\"\ntarget = \"order\"\nstart = \"P1D\"\nduration = \"PT1H\"",
     ));
-    assert_mentions(&e, &["fault #1", "`kind`", "\"schema_slip\"", "schema_drift"]);
+    assert_mentions(
+        &e,
+        &["fault #1", "`kind`", "\"schema_slip\"", "schema_drift"],
+    );
 }
 
 #[test]
@@ -212,20 +320,67 @@ fn field_faults_reject_fields_that_would_not_produce_their_outcome() {
         ))
     };
     // Optional everywhere: removing it leaves a valid event.
-    assert_mentions(&error(&fault("missing_field", "refund", "field = \"order_id\"")), &["optional", "params.field"]);
-    assert_mentions(&error(&fault("null_field", "session", "field = \"session_id\"")), &["optional"]);
+    assert_mentions(
+        &error(&fault("missing_field", "refund", "field = \"order_id\"")),
+        &["optional", "params.field"],
+    );
+    assert_mentions(
+        &error(&fault("null_field", "session", "field = \"session_id\"")),
+        &["optional"],
+    );
     // The id must stay readable; the version has its own faults.
-    assert_mentions(&error(&fault("missing_field", "order", "field = \"event_id\"")), &["no such field"]);
-    assert_mentions(&error(&fault("value_outlier", "payment", "field = \"method\"")), &["not numeric"]);
-    assert_mentions(&error(&fault("distribution_shift", "order", "field = \"currency\"")), &["not categorical"]);
-    assert_mentions(&error(&fault("value_outlier", "user", "factor = 10")), &["no default field"]);
-    assert_mentions(&error(&fault("value_outlier", "order", "factor = 0")), &["params.factor", "0"]);
-    assert_mentions(&error(&fault("volume_spike", "order", "factor = 1")), &["params.factor"]);
-    assert_mentions(&error(&fault("duplicate_events", "order", "copies = 1.5")), &["params.copies", "1.5"]);
-    assert_mentions(&error(&fault("schema_drift", "order", "version = \"2.0\"")), &["known schema version"]);
-    assert_mentions(&error(&fault("schema_drift", "order", "version = \"banana\"")), &["invalid_schema_version"]);
-    assert_mentions(&error(&fault("schema_drift", "order", "version = \"4.0\", to = \"x\"")), &["not both"]);
-    assert_mentions(&error(&fault("invalid_schema_version", "order", "value = \"4.0\"")), &["looks like a version"]);
+    assert_mentions(
+        &error(&fault("missing_field", "order", "field = \"event_id\"")),
+        &["no such field"],
+    );
+    assert_mentions(
+        &error(&fault("value_outlier", "payment", "field = \"method\"")),
+        &["not numeric"],
+    );
+    assert_mentions(
+        &error(&fault(
+            "distribution_shift",
+            "order",
+            "field = \"currency\"",
+        )),
+        &["not categorical"],
+    );
+    assert_mentions(
+        &error(&fault("value_outlier", "user", "factor = 10")),
+        &["no default field"],
+    );
+    assert_mentions(
+        &error(&fault("value_outlier", "order", "factor = 0")),
+        &["params.factor", "0"],
+    );
+    assert_mentions(
+        &error(&fault("volume_spike", "order", "factor = 1")),
+        &["params.factor"],
+    );
+    assert_mentions(
+        &error(&fault("duplicate_events", "order", "copies = 1.5")),
+        &["params.copies", "1.5"],
+    );
+    assert_mentions(
+        &error(&fault("schema_drift", "order", "version = \"2.0\"")),
+        &["known schema version"],
+    );
+    assert_mentions(
+        &error(&fault("schema_drift", "order", "version = \"banana\"")),
+        &["invalid_schema_version"],
+    );
+    assert_mentions(
+        &error(&fault(
+            "schema_drift",
+            "order",
+            "version = \"4.0\", to = \"x\"",
+        )),
+        &["not both"],
+    );
+    assert_mentions(
+        &error(&fault("invalid_schema_version", "order", "value = \"4.0\"")),
+        &["looks like a version"],
+    );
     assert!(parse(&fault("schema_drift", "order", "version = \"4.0\"")).is_ok());
     assert!(parse(&fault("invalid_schema_version", "order", "value = 7")).is_ok());
 }
@@ -237,9 +392,18 @@ fn targets_are_checked_per_kind() {
             "kind = \"{kind}\"\ntarget = \"{target}\"\nstart = \"P1D\"\nduration = \"PT1H\""
         ))
     };
-    assert_mentions(&error(&fault("late_events", "all")), &["`all` is only allowed"]);
-    assert_mentions(&error(&fault("orphan_reference", "order")), &["payment (order_id) or refund"]);
-    assert_mentions(&error(&fault("job_failure", "daily revenue")), &["batch job name"]);
+    assert_mentions(
+        &error(&fault("late_events", "all")),
+        &["`all` is only allowed"],
+    );
+    assert_mentions(
+        &error(&fault("orphan_reference", "order")),
+        &["payment (order_id) or refund"],
+    );
+    assert_mentions(
+        &error(&fault("job_failure", "daily revenue")),
+        &["batch job name"],
+    );
     assert!(parse(&fault("source_outage", "all")).is_ok());
     assert!(parse(&fault("volume_spike", "cart")).is_ok());
     let e = error(&format!("{}rate = 0.5\n", fault("source_outage", "all")));
@@ -260,7 +424,9 @@ fn top_level_mistakes_are_reported() {
     assert_mentions(&e, &["schema_mix", "positive"]);
     let e = error(&format!("{HEADER}schema_mix = {{ v4 = 1 }}\n"));
     assert_mentions(&e, &["v4"]);
-    let e = error(&with_fault("kind = \"late_events\"\ntarget = \"order\"\nwindow = \"PT1H\""));
+    let e = error(&with_fault(
+        "kind = \"late_events\"\ntarget = \"order\"\nwindow = \"PT1H\"",
+    ));
     assert_mentions(&e, &["window"]);
     let e = error(&HEADER.replace("seed = 7", "seed = -1"));
     assert_mentions(&e, &["seed"]);

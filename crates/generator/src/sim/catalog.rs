@@ -41,7 +41,8 @@ pub(crate) fn country_table() -> [(&'static str, f64); 11] {
     COUNTRIES.map(|(code, _, weight)| (code, weight))
 }
 
-pub(crate) const DEVICES: [(&str, f64); 3] = [("mobile", 0.58), ("desktop", 0.34), ("tablet", 0.08)];
+pub(crate) const DEVICES: [(&str, f64); 3] =
+    [("mobile", 0.58), ("desktop", 0.34), ("tablet", 0.08)];
 
 /// How new customers find the shop.
 pub(crate) const SIGNUP_CHANNELS: [(&str, f64); 5] = [
@@ -112,14 +113,70 @@ struct Category {
 }
 
 const CATEGORIES: [Category; 8] = [
-    Category { name: "electronics", code: "ELEC", weight: 0.20, min_usd_cents: 1_999, max_usd_cents: 149_999, products: 90 },
-    Category { name: "clothing", code: "CLTH", weight: 0.22, min_usd_cents: 999, max_usd_cents: 14_999, products: 120 },
-    Category { name: "home", code: "HOME", weight: 0.14, min_usd_cents: 799, max_usd_cents: 39_999, products: 80 },
-    Category { name: "books", code: "BOOK", weight: 0.12, min_usd_cents: 499, max_usd_cents: 4_999, products: 150 },
-    Category { name: "beauty", code: "BEAU", weight: 0.11, min_usd_cents: 399, max_usd_cents: 8_999, products: 70 },
-    Category { name: "sports", code: "SPRT", weight: 0.10, min_usd_cents: 1_299, max_usd_cents: 29_999, products: 60 },
-    Category { name: "toys", code: "TOYS", weight: 0.08, min_usd_cents: 599, max_usd_cents: 9_999, products: 60 },
-    Category { name: "garden", code: "GRDN", weight: 0.03, min_usd_cents: 899, max_usd_cents: 24_999, products: 40 },
+    Category {
+        name: "electronics",
+        code: "ELEC",
+        weight: 0.20,
+        min_usd_cents: 1_999,
+        max_usd_cents: 149_999,
+        products: 90,
+    },
+    Category {
+        name: "clothing",
+        code: "CLTH",
+        weight: 0.22,
+        min_usd_cents: 999,
+        max_usd_cents: 14_999,
+        products: 120,
+    },
+    Category {
+        name: "home",
+        code: "HOME",
+        weight: 0.14,
+        min_usd_cents: 799,
+        max_usd_cents: 39_999,
+        products: 80,
+    },
+    Category {
+        name: "books",
+        code: "BOOK",
+        weight: 0.12,
+        min_usd_cents: 499,
+        max_usd_cents: 4_999,
+        products: 150,
+    },
+    Category {
+        name: "beauty",
+        code: "BEAU",
+        weight: 0.11,
+        min_usd_cents: 399,
+        max_usd_cents: 8_999,
+        products: 70,
+    },
+    Category {
+        name: "sports",
+        code: "SPRT",
+        weight: 0.10,
+        min_usd_cents: 1_299,
+        max_usd_cents: 29_999,
+        products: 60,
+    },
+    Category {
+        name: "toys",
+        code: "TOYS",
+        weight: 0.08,
+        min_usd_cents: 599,
+        max_usd_cents: 9_999,
+        products: 60,
+    },
+    Category {
+        name: "garden",
+        code: "GRDN",
+        weight: 0.03,
+        min_usd_cents: 899,
+        max_usd_cents: 24_999,
+        products: 40,
+    },
 ];
 
 /// Units of each currency per US dollar (fixed for the simulation).
@@ -218,13 +275,26 @@ mod tests {
     fn catalog_is_fixed_and_prices_fall_in_their_category_range() {
         let a = Catalog::new();
         let b = Catalog::new();
-        assert_eq!(a.len(), CATEGORIES.iter().map(|c| c.products).sum::<usize>());
+        assert_eq!(
+            a.len(),
+            CATEGORIES.iter().map(|c| c.products).sum::<usize>()
+        );
         for (i, category) in CATEGORIES.iter().enumerate() {
             let (start, count) = a.ranges[i];
             for p in &a.products[start..start + count] {
                 assert_eq!(p.category, category.name);
-                assert!(p.usd_cents >= category.min_usd_cents - 100, "{} {}", p.id, p.usd_cents);
-                assert!(p.usd_cents <= category.max_usd_cents + 100, "{} {}", p.id, p.usd_cents);
+                assert!(
+                    p.usd_cents >= category.min_usd_cents - 100,
+                    "{} {}",
+                    p.id,
+                    p.usd_cents
+                );
+                assert!(
+                    p.usd_cents <= category.max_usd_cents + 100,
+                    "{} {}",
+                    p.id,
+                    p.usd_cents
+                );
             }
         }
         assert!(a
@@ -237,7 +307,10 @@ mod tests {
     #[test]
     fn distribution_shift_default_is_a_rare_category() {
         let rare = crate::fields::default_shift_value("category").unwrap();
-        let category = CATEGORIES.iter().find(|c| c.name == rare).expect("a catalog category");
+        let category = CATEGORIES
+            .iter()
+            .find(|c| c.name == rare)
+            .expect("a catalog category");
         assert!(CATEGORIES.iter().all(|c| c.weight >= category.weight));
     }
 
@@ -248,7 +321,10 @@ mod tests {
         assert_eq!(local_price(1999, "JPY"), 3000);
         assert!(local_price(99, "GBP") >= 99);
         for (_, currency, _) in COUNTRIES {
-            assert!(heal_model::money::exponent(currency).is_some(), "{currency}");
+            assert!(
+                heal_model::money::exponent(currency).is_some(),
+                "{currency}"
+            );
         }
     }
 

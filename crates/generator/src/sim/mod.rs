@@ -48,11 +48,12 @@ pub(crate) fn uuid_from(rng: &mut impl Rng) -> String {
         .to_string()
 }
 
-/// A scheduled event.
+/// A scheduled event: its time, a tie-breaker, and its slot in `Simulation::slots` (the heap
+/// moves these small entries rather than whole events).
 struct Pending {
     at: i64,
     seq: u64,
-    event: CanonicalEvent,
+    slot: u32,
 }
 
 impl PartialEq for Pending {
@@ -95,7 +96,12 @@ pub struct Simulation {
     /// Next session arrival (fractional milliseconds), `None` once past the end.
     next_arrival: Option<f64>,
     pending: BinaryHeap<Pending>,
+    /// Scheduled events, by slot; `free` lists the empty slots.
+    slots: Vec<Option<CanonicalEvent>>,
+    free: Vec<u32>,
     seq: u64,
+    /// Expected events per session by returning customers (a new one adds its sign-up).
+    base_events: f64,
     users: Vec<User>,
     /// User indexes, each user appearing once per unit of activity (skewed).
     tickets: Vec<u32>,
@@ -145,7 +151,8 @@ impl Simulation {
         events_per_day: f64,
         schema_mix: SchemaMix,
     ) -> Simulation {
-        let sessions_per_day = events_per_day / session::expected_events_per_session(0.0);
+        let base_events = session::expected_events_per_session(0.0);
+        let sessions_per_day = events_per_day / base_events;
         let mut sim = Simulation {
             rng: rng_stream(seed, STREAM_SIM),
             version_rng: rng_stream(seed, STREAM_VERSIONS),
@@ -155,7 +162,10 @@ impl Simulation {
             end_ms,
             next_arrival: None,
             pending: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             seq: 0,
+            base_events,
             users: Vec::new(),
             tickets: Vec::new(),
             new_user_scale: (sessions_per_day * session::NEW_USER_SCALE).max(1.0),
@@ -167,9 +177,8 @@ impl Simulation {
     /// The time of the next session arrival after `from`, or `None` past the end.
     fn arrival_after(&mut self, from: f64) -> Option<f64> {
         let share = session::new_user_share(self.users.len(), self.new_user_scale);
-        let per_ms = self.intensity.events_per_ms(from as i64)
-            / session::expected_events_per_session(share);
-        if !(per_ms > 0.0) {
+        let per_ms = self.intensity.events_per_ms(from as i64) / (self.base_events + share);
+        if per_ms.is_nan() || per_ms <= 0.0 {
             return None;
         }
         let u: f64 = self.rng.gen();
@@ -182,10 +191,20 @@ impl Simulation {
 
     fn schedule(&mut self, at: i64, event: CanonicalEvent) {
         self.seq += 1;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slots.push(Some(event));
+                u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 scheduled events")
+            }
+        };
         self.pending.push(Pending {
             at,
             seq: self.seq,
-            event,
+            slot,
         });
     }
 
@@ -232,9 +251,13 @@ impl Iterator for Simulation {
                     let at = top?;
                     if self.end_ms.is_some_and(|end| at >= end) {
                         self.pending.clear();
+                        self.slots.clear();
+                        self.free.clear();
                         return None;
                     }
-                    return self.pending.pop().map(|p| p.event);
+                    let slot = self.pending.pop()?.slot;
+                    self.free.push(slot);
+                    return self.slots[slot as usize].take();
                 }
             }
         }

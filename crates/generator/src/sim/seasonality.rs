@@ -81,7 +81,11 @@ impl Intensity {
         let integral = unit.expected_between(start_ms, end_ms);
         Intensity {
             seed,
-            scale: if integral > 0.0 { total / integral } else { 0.0 },
+            scale: if integral > 0.0 {
+                total / integral
+            } else {
+                0.0
+            },
         }
     }
 

@@ -35,7 +35,13 @@ const MAX_USERS: usize = 500_000;
 /// Probability that a session uses the customer's usual device.
 const USUAL_DEVICE: f64 = 0.8;
 /// Quantities added to the cart.
-const QUANTITIES: [(&str, f64); 5] = [("1", 0.72), ("2", 0.18), ("3", 0.06), ("4", 0.03), ("5", 0.01)];
+const QUANTITIES: [(&str, f64); 5] = [
+    ("1", 0.72),
+    ("2", 0.18),
+    ("3", 0.06),
+    ("4", 0.03),
+    ("5", 0.01),
+];
 
 const SECOND: i64 = 1_000;
 const DAY: i64 = 86_400_000;
@@ -265,7 +271,14 @@ impl Simulation {
     }
 
     /// Places the order, then payment attempts, and maybe schedules a refund.
-    fn checkout(&mut self, at: i64, user_id: &str, session_id: &str, currency: &str, lines: Vec<OrderLine>) {
+    fn checkout(
+        &mut self,
+        at: i64,
+        user_id: &str,
+        session_id: &str,
+        currency: &str,
+        lines: Vec<OrderLine>,
+    ) {
         let amount: i64 = lines
             .iter()
             .map(|l| i64::from(l.quantity) * l.unit_price_minor)
@@ -299,8 +312,11 @@ impl Simulation {
                 self.rng.gen_range(30 * SECOND..300 * SECOND)
             };
             let failed = self.rng.gen::<f64>() < FAILURE_RATE;
-            let failure_reason = failed
-                .then(|| FAILURE_REASONS[pick(&mut self.rng, &FAILURE_REASONS)].0.to_string());
+            let failure_reason = failed.then(|| {
+                FAILURE_REASONS[pick(&mut self.rng, &FAILURE_REASONS)]
+                    .0
+                    .to_string()
+            });
             let payment_id = format!("pay_{:016x}", self.rng.gen::<u64>());
             self.emit(
                 t,
@@ -323,7 +339,15 @@ impl Simulation {
             );
             if !failed {
                 if self.rng.gen::<f64>() < REFUND_RATE {
-                    self.refund(t, user_id, &order_id, &payment_id, currency, amount, &refund_line);
+                    self.refund(
+                        t,
+                        user_id,
+                        &order_id,
+                        &payment_id,
+                        currency,
+                        amount,
+                        &refund_line,
+                    );
                 }
                 return;
             }
@@ -347,7 +371,8 @@ impl Simulation {
         amount: i64,
         line: &OrderLine,
     ) {
-        let at = paid_at + self.rng.gen_range(DAY..10 * DAY);
+        // Most refunds come within a few days; none before a day or after ten.
+        let at = paid_at + (DAY + exp_delay(&mut self.rng, 2.0 * DAY as f64, 0)).min(10 * DAY);
         let amount_minor = if self.rng.gen::<f64>() < 0.5 {
             amount
         } else {
@@ -359,7 +384,9 @@ impl Simulation {
             order_id: Some(order_id.to_string()),
             amount_minor,
             currency: currency.to_string(),
-            reason: REFUND_REASONS[pick(&mut self.rng, &REFUND_REASONS)].0.to_string(),
+            reason: REFUND_REASONS[pick(&mut self.rng, &REFUND_REASONS)]
+                .0
+                .to_string(),
         };
         self.emit(at, user_id, None, body);
     }

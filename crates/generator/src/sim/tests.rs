@@ -18,7 +18,9 @@ fn events_come_in_time_order_within_the_run() {
     let s = scenario(1, 1.0, 5_000.0);
     let events: Vec<CanonicalEvent> = Simulation::new(&s).collect();
     assert!(!events.is_empty());
-    assert!(events.windows(2).all(|w| w[0].occurred_at <= w[1].occurred_at));
+    assert!(events
+        .windows(2)
+        .all(|w| w[0].occurred_at <= w[1].occurred_at));
     assert!(events.first().unwrap().occurred_at >= s.start);
     assert!(events.last().unwrap().occurred_at < s.end());
     let ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
@@ -51,7 +53,12 @@ fn same_seed_same_events_and_another_seed_other_events() {
 
 #[test]
 fn clean_volume_is_within_ten_percent_of_the_target() {
-    for (seed, days, per_day) in [(1, 3.0, 6_000.0), (2, 0.5, 8_000.0), (3, 1.25, 3_000.0), (4, 8.0, 1_500.0)] {
+    for (seed, days, per_day) in [
+        (1, 3.0, 6_000.0),
+        (2, 0.5, 8_000.0),
+        (3, 1.25, 3_000.0),
+        (4, 8.0, 1_500.0),
+    ] {
         let target = days * per_day;
         let n = Simulation::new(&scenario(seed, days, per_day)).count() as f64;
         assert!(
@@ -66,7 +73,12 @@ fn evenings_are_much_busier_than_early_mornings() {
     let s = scenario(5, 7.0, 3_000.0);
     let mut by_hour = [0u32; 24];
     for ev in Simulation::new(&s) {
-        by_hour[ev.occurred_at.format("%H").to_string().parse::<usize>().unwrap()] += 1;
+        by_hour[ev
+            .occurred_at
+            .format("%H")
+            .to_string()
+            .parse::<usize>()
+            .unwrap()] += 1;
     }
     let peak = by_hour[19] + by_hour[20] + by_hour[21];
     let trough = by_hour[3] + by_hour[4] + by_hour[5];
@@ -89,7 +101,12 @@ fn the_shop_is_consistent() {
     for ev in &events {
         *kinds.entry(ev.kind()).or_default() += 1;
         if seen_users.insert(ev.user_id.as_str()) {
-            assert_eq!(ev.kind(), EventKind::UserCreated, "first event of {}", ev.user_id);
+            assert_eq!(
+                ev.kind(),
+                EventKind::UserCreated,
+                "first event of {}",
+                ev.user_id
+            );
         }
         match &ev.body {
             EventBody::Order {
@@ -176,8 +193,14 @@ fn returning_customers_have_skewed_activity() {
     counts.sort_unstable_by(|a, b| b.cmp(a));
     let total: u32 = counts.iter().sum();
     let top_decile: u32 = counts[..counts.len() / 10].iter().sum();
-    assert!(counts.iter().filter(|c| **c > 1).count() > counts.len() / 4, "many come back");
-    assert!(f64::from(top_decile) > 0.25 * f64::from(total), "top 10% make >25% of sessions");
+    assert!(
+        counts.iter().filter(|c| **c > 1).count() > counts.len() / 4,
+        "many come back"
+    );
+    assert!(
+        f64::from(top_decile) > 0.25 * f64::from(total),
+        "top 10% make >25% of sessions"
+    );
 }
 
 #[test]

@@ -29,11 +29,16 @@ fn same_seed_gives_identical_bytes_and_another_seed_does_not() {
 #[test]
 fn messages_are_sent_in_order_and_are_what_they_claim() {
     let (messages, _) = run(&demo(2_000.0));
-    assert!(messages.windows(2).all(|w| w[0].produced_at <= w[1].produced_at));
+    assert!(messages
+        .windows(2)
+        .all(|w| w[0].produced_at <= w[1].produced_at));
     let mut decoded = 0;
     for m in &messages {
         if let Ok(ev) = decode(&m.payload) {
-            assert_eq!((ev.event_id.as_str(), ev.kind(), ev.user_id.as_str()), (m.event_id.as_str(), m.kind, m.key.as_str()));
+            assert_eq!(
+                (ev.event_id.as_str(), ev.kind(), ev.user_id.as_str()),
+                (m.event_id.as_str(), m.kind, m.key.as_str())
+            );
             decoded += 1;
         }
     }
@@ -87,7 +92,8 @@ fn decoded_clean_events_are_referentially_consistent() {
     let events = decoded(&messages);
     let mut users: HashSet<&str> = HashSet::new();
     let mut orders: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
-    let mut payments: HashMap<String, (chrono::DateTime<chrono::Utc>, PaymentStatus)> = HashMap::new();
+    let mut payments: HashMap<String, (chrono::DateTime<chrono::Utc>, PaymentStatus)> =
+        HashMap::new();
     let mut versions: HashMap<SchemaVersion, usize> = HashMap::new();
     let (mut checked_payments, mut refunds) = (0, 0);
     for (ev, m) in &events {
@@ -107,7 +113,9 @@ fn decoded_clean_events_are_referentially_consistent() {
                 ..
             } => {
                 if ev.schema_version != SchemaVersion::V1 {
-                    let order_id = order_id.as_ref().expect("v2/v3 payments reference an order");
+                    let order_id = order_id
+                        .as_ref()
+                        .expect("v2/v3 payments reference an order");
                     let placed = orders.get(order_id).expect("the order exists");
                     assert!(*placed < ev.occurred_at);
                     checked_payments += 1;
@@ -162,7 +170,7 @@ fn realtime_is_open_ended_ordered_and_at_the_requested_rate() {
     assert_eq!(generator.expected_events(), 0);
     assert_eq!(generator.end(), None);
     let horizon = t0 + Duration::days(2);
-    let mut n = 0.0;
+    let mut n = 0.0f64;
     let mut last = t0;
     for m in generator.by_ref() {
         assert!(m.produced_at >= last);
@@ -198,11 +206,9 @@ schema_mix = { v1 = 1 }
         let want = if ev.kind().versions().contains(&SchemaVersion::V1) {
             // v1 cannot express failed or non-USD payments.
             match &ev.body {
-                EventBody::Payment { status, currency, .. }
-                    if *status == PaymentStatus::Failed || currency != "USD" =>
-                {
-                    SchemaVersion::V2
-                }
+                EventBody::Payment {
+                    status, currency, ..
+                } if *status == PaymentStatus::Failed || currency != "USD" => SchemaVersion::V2,
                 _ => SchemaVersion::V1,
             }
         } else {
@@ -218,7 +224,8 @@ schema_mix = { v1 = 1 }
 fn a_million_events_in_a_few_seconds() {
     let s = clean(1, 10.0, 100_000.0);
     let begin = std::time::Instant::now();
-    let (n, bytes) = Generator::new(&s).fold((0u64, 0usize), |(n, b), m| (n + 1, b + m.payload.len()));
+    let (n, bytes) =
+        Generator::new(&s).fold((0u64, 0usize), |(n, b), m| (n + 1, b + m.payload.len()));
     let elapsed = begin.elapsed();
     println!("{n} events, {} MB in {elapsed:?}", bytes / 1_000_000);
     assert!(n > 900_000);

@@ -1,6 +1,6 @@
 use super::*;
-use crate::wire;
 use crate::event::{EventBody, EventKind, OrderLine, PaymentStatus, SchemaVersion};
+use crate::wire;
 use chrono::TimeZone;
 use proptest::prelude::*;
 
@@ -117,7 +117,10 @@ fn seed_v1_payment_without_currency_is_usd() {
             payment_id,
             ..
         } => {
-            assert_eq!((amount_minor, currency.as_str(), payment_id.as_str()), (1050, "USD", "tx-9"));
+            assert_eq!(
+                (amount_minor, currency.as_str(), payment_id.as_str()),
+                (1050, "USD", "tx-9")
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -136,7 +139,10 @@ fn reasons_are_specific() {
         v.to_string().into_bytes()
     };
     assert_eq!(reason_of(b"\xff\xfe{}"), ReasonCode::InvalidEncoding);
-    assert_eq!(reason_of(b"{\"event_id\": \"x\""), ReasonCode::MalformedJson);
+    assert_eq!(
+        reason_of(b"{\"event_id\": \"x\""),
+        ReasonCode::MalformedJson
+    );
     assert_eq!(reason_of(b"[1,2]"), ReasonCode::NotAnObject);
     assert_eq!(
         reason_of(&with(&|v| v["schema_version"] = "banana".into())),
@@ -157,7 +163,9 @@ fn reasons_are_specific() {
         ReasonCode::MissingField
     );
     assert_eq!(
-        reason_of(&with(&|v| v["data"]["amount_minor"] = serde_json::Value::Null)),
+        reason_of(&with(
+            &|v| v["data"]["amount_minor"] = serde_json::Value::Null
+        )),
         ReasonCode::NullField
     );
     assert_eq!(
@@ -166,7 +174,11 @@ fn reasons_are_specific() {
     );
     assert_eq!(
         reason_of(&with(&|v| {
-            let amount = v["data"].as_object_mut().unwrap().remove("amount_minor").unwrap();
+            let amount = v["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("amount_minor")
+                .unwrap();
             v["data"]["amount_cents"] = amount;
         })),
         ReasonCode::SchemaDrift

@@ -1,0 +1,242 @@
+//! HTTP API of the ingest role: `POST /api/events` (a JSON array or NDJSON, acknowledged once
+//! durable), the quarantine (`GET /api/quarantine`, `GET /api/quarantine/{id}`,
+//! `POST /api/quarantine/replay`) and `GET /api/ingest/status`.
+
+use crate::quarantine::{self, Filter};
+use crate::{Incoming, Ingestor, Source};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+
+/// Largest request body accepted by `POST /api/events`.
+const MAX_BODY: usize = 32 << 20;
+
+pub fn routes(ingestor: Arc<Ingestor>) -> Router {
+    Router::new()
+        .route("/api/events", post(post_events))
+        .route("/api/quarantine", get(list_quarantine))
+        .route("/api/quarantine/replay", post(replay))
+        .route("/api/quarantine/{id}", get(show_quarantine))
+        .route("/api/ingest/status", get(status))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(ingestor)
+}
+
+/// Errors of this API; never leaks SQL text.
+enum ApiError {
+    BadRequest(String),
+    NotFound(String),
+    Internal(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Internal(m) => {
+                tracing::error!(error = %m, "request failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log".to_string(),
+                )
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::Error> for ApiError {
+    fn from(e: crate::Error) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+/// Splits a body into events: a JSON array's elements, or one event per non-empty line.
+pub fn split_body(body: &[u8]) -> Vec<Vec<u8>> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.first() == Some(&b'[') {
+        if let Ok(items) = serde_json::from_slice::<Vec<Box<serde_json::value::RawValue>>>(body) {
+            return items
+                .into_iter()
+                .map(|raw| raw.get().as_bytes().to_vec())
+                .collect();
+        }
+    }
+    body.split(|b| *b == b'\n')
+        .map(|line| line.trim_ascii())
+        .filter(|line| !line.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+async fn post_events(
+    State(ingestor): State<Arc<Ingestor>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let events = split_body(&body);
+    if events.is_empty() {
+        return Err(ApiError::BadRequest(
+            "body: no events; send a JSON array of events or one JSON event per line".into(),
+        ));
+    }
+    let items: Vec<Incoming> = events
+        .into_iter()
+        .map(|payload| Incoming {
+            partition: None,
+            offset: None,
+            payload,
+            produced_at: None,
+        })
+        .collect();
+    let received = items.len();
+    let outcome = ingestor.ingest(&Source::Http, items).await?;
+    Ok(Json(json!({
+        "received": received,
+        "inserted": outcome.inserted,
+        "duplicates": outcome.duplicates,
+        "late": outcome.late,
+        "quarantined": outcome.quarantined,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    reason: Option<String>,
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_quarantine(
+    State(ingestor): State<Arc<Ingestor>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    if let Some(s) = &q.status {
+        if !matches!(s.as_str(), "open" | "replayed" | "discarded") {
+            return Err(ApiError::BadRequest(format!(
+                "status: {s:?} is not one of open, replayed, discarded"
+            )));
+        }
+    }
+    let filter = Filter {
+        reason: q.reason,
+        status: q.status,
+        ids: Vec::new(),
+        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+    };
+    Ok(Json(quarantine::list(ingestor.pool(), &filter).await?).into_response())
+}
+
+async fn show_quarantine(
+    State(ingestor): State<Arc<Ingestor>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| {
+        ApiError::BadRequest(format!("id: {id:?} is not a quarantine id (an integer)"))
+    })?;
+    match quarantine::show(ingestor.pool(), id).await? {
+        Some(record) => Ok(Json(record).into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "no quarantined event with id {id}"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    #[serde(default)]
+    ids: Vec<i64>,
+    reason: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn replay(State(ingestor): State<Arc<Ingestor>>, body: Bytes) -> Result<Response, ApiError> {
+    let body: ReplayBody =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    if body.ids.is_empty() && body.reason.is_none() && !body.all {
+        return Err(ApiError::BadRequest(
+            "body: name what to replay with `ids`, `reason`, or `all: true`".into(),
+        ));
+    }
+    let filter = Filter {
+        reason: body.reason,
+        status: None,
+        ids: body.ids,
+        limit: 0,
+    };
+    Ok(Json(quarantine::replay(&ingestor, &filter).await?).into_response())
+}
+
+async fn status(State(ingestor): State<Arc<Ingestor>>) -> Result<Response, ApiError> {
+    let pool = ingestor.pool();
+    let tables: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'raw_events', count(*) FROM raw_events UNION ALL
+         SELECT 'users', count(*) FROM users UNION ALL
+         SELECT 'sessions', count(*) FROM sessions UNION ALL
+         SELECT 'product_views', count(*) FROM product_views UNION ALL
+         SELECT 'cart_items', count(*) FROM cart_items UNION ALL
+         SELECT 'orders', count(*) FROM orders UNION ALL
+         SELECT 'payments', count(*) FROM payments UNION ALL
+         SELECT 'refunds', count(*) FROM refunds",
+    )
+    .fetch_all(pool)
+    .await?;
+    let quarantine: Vec<(String, String, i64)> = quarantine::summary(pool).await?;
+    let offsets: Vec<(String, String, i32, i64)> = sqlx::query_as(
+        "SELECT consumer_group, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await?;
+    let dirty: Vec<(String, chrono::NaiveDate, i64)> =
+        sqlx::query_as("SELECT table_name, day, late_events FROM dirty_partitions ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await?;
+    let (late, duplicates): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE is_late), sum(duplicate_count)::int8 FROM raw_events",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(Json(json!({
+        "tables": tables.into_iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
+        "late_events": late.unwrap_or(0),
+        "duplicate_deliveries": duplicates.unwrap_or(0),
+        "quarantine": quarantine.into_iter().map(|(r, s, n)| json!({"reason": r, "status": s, "count": n})).collect::<Vec<_>>(),
+        "consumer_offsets": offsets.into_iter().map(|(g, t, p, o)| json!({"group": g, "topic": t, "partition": p, "next_offset": o})).collect::<Vec<_>>(),
+        "dirty_partitions": dirty.into_iter().map(|(t, d, n)| json!({"table": t, "day": d, "late_events": n})).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_body;
+
+    #[test]
+    fn bodies_split_as_arrays_or_ndjson() {
+        assert_eq!(
+            split_body(br#"[{"a":1}, {"b":[2]}]"#),
+            vec![br#"{"a":1}"#.to_vec(), br#"{"b":[2]}"#.to_vec()]
+        );
+        assert_eq!(
+            split_body(b"{\"a\":1}\n\n{bad\n"),
+            vec![b"{\"a\":1}".to_vec(), b"{bad".to_vec()]
+        );
+        assert!(split_body(b"  \n").is_empty());
+    }
+}

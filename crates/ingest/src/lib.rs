@@ -1,0 +1,220 @@
+//! The ingest role. Events arrive from the `raw-events` topic or `POST /api/events`; each is
+//! decoded and validated against its schema version, upcast to the canonical model and
+//! normalized into the typed tables plus `raw_events`, in batches, one transaction per batch:
+//!
+//! * duplicates are recognized by the `raw_events` primary key (so across restarts and
+//!   replicas) and counted, never stored twice;
+//! * consumer offsets are written in the same transaction as the rows (exactly once);
+//! * events behind their stream's watermark are stored, flagged late, and their (table, day)
+//!   partitions are marked dirty for recomputation;
+//! * anything that cannot be ingested goes to `quarantine` with its bytes, a reason code and
+//!   its source; nothing is dropped and nothing stops the pipeline.
+
+mod consumer;
+mod http;
+mod prepare;
+pub mod quarantine;
+mod write;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+pub use consumer::{run_consumer, ConsumerStats};
+pub use http::routes;
+pub use prepare::{Prepared, Rejected};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("bus: {0}")]
+    Bus(#[from] heal_bus::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Ingest settings (from `heal-config`'s `[ingest]` section).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub batch_size: usize,
+    pub batch_timeout: std::time::Duration,
+    pub allowed_lateness: chrono::Duration,
+    pub future_tolerance: chrono::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            batch_size: 5000,
+            batch_timeout: std::time::Duration::from_millis(200),
+            allowed_lateness: chrono::Duration::hours(1),
+            future_tolerance: chrono::Duration::minutes(5),
+        }
+    }
+}
+
+/// Where a batch came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A topic read by a consumer group; offsets are stored with the rows.
+    Topic { group: String, topic: String },
+    /// `POST /api/events`.
+    Http,
+    /// A quarantined event replayed by an operator.
+    Replay,
+}
+
+impl Source {
+    pub fn label(&self) -> &str {
+        match self {
+            Source::Topic { topic, .. } => topic,
+            Source::Http => "http",
+            Source::Replay => "replay",
+        }
+    }
+}
+
+/// One event as received.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub payload: Vec<u8>,
+    /// When the producer sent it (the Kafka message timestamp), if known.
+    pub produced_at: Option<DateTime<Utc>>,
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BatchOutcome {
+    /// Events stored for the first time.
+    pub inserted: u64,
+    /// Events whose id was already stored (or repeated in the batch).
+    pub duplicates: u64,
+    /// Events stored and flagged late.
+    pub late: u64,
+    /// Events quarantined, with their position in the batch.
+    pub quarantined: Vec<QuarantinedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuarantinedItem {
+    pub index: usize,
+    pub quarantine_id: i64,
+    pub reason: String,
+    pub detail: String,
+    pub event_id: Option<String>,
+}
+
+/// The ingest pipeline over one database.
+pub struct Ingestor {
+    pool: PgPool,
+    settings: Settings,
+    /// Newest event time per stream, mirrored from `stream_watermarks` after each commit.
+    watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl Ingestor {
+    /// Creates the pipeline and loads the stored watermarks.
+    pub async fn new(pool: PgPool, settings: Settings) -> Result<Ingestor> {
+        let rows: Vec<(String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT stream, max_event_time FROM stream_watermarks")
+                .fetch_all(&pool)
+                .await?;
+        Ok(Ingestor {
+            pool,
+            settings,
+            watermarks: Mutex::new(rows.into_iter().collect()),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Ingests a batch in one transaction (offsets included for topic sources). If the
+    /// database refuses the batch for its content, the events are retried one by one and an
+    /// event it still refuses is quarantined as `storage_rejected`, so one bad row never blocks
+    /// the stream.
+    pub async fn ingest(&self, source: &Source, items: Vec<Incoming>) -> Result<BatchOutcome> {
+        let prepared = self.prepare(source, &items);
+        match self.commit(source, &items, &prepared).await {
+            Ok(outcome) => Ok(outcome),
+            Err(Error::Db(sqlx::Error::Database(db))) if items.len() > 1 => {
+                tracing::warn!(error = %db, events = items.len(), "batch refused by the database; retrying events one by one");
+                let mut total = BatchOutcome::default();
+                for (i, item) in items.into_iter().enumerate() {
+                    let one = vec![item];
+                    let outcome = Box::pin(self.ingest(source, one)).await?;
+                    total.inserted += outcome.inserted;
+                    total.duplicates += outcome.duplicates;
+                    total.late += outcome.late;
+                    total
+                        .quarantined
+                        .extend(outcome.quarantined.into_iter().map(|mut q| {
+                            q.index = i;
+                            q
+                        }));
+                }
+                Ok(total)
+            }
+            Err(Error::Db(sqlx::Error::Database(db))) => {
+                let rejected = Rejected {
+                    index: 0,
+                    reason: "storage_rejected".into(),
+                    detail: format!("the database refused the event: {}", db.message()),
+                    event_id: prepared.accepted.first().map(|a| a.event.event_id.clone()),
+                };
+                let only = Prepared {
+                    accepted: Vec::new(),
+                    rejected: vec![rejected],
+                    watermarks: HashMap::new(),
+                };
+                self.commit(source, &items, &only).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn commit(
+        &self,
+        source: &Source,
+        items: &[Incoming],
+        prepared: &Prepared,
+    ) -> Result<BatchOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let outcome = write::write(&mut tx, source, items, prepared).await?;
+        if let Source::Topic { group, topic } = source {
+            write::store_offsets(&mut tx, group, topic, items).await?;
+        }
+        tx.commit().await?;
+        self.watermarks
+            .lock()
+            .expect("watermark lock")
+            .extend(prepared.watermarks.iter().map(|(k, v)| (k.clone(), *v)));
+        record_metrics(source, items.len(), &outcome);
+        Ok(outcome)
+    }
+}
+
+fn record_metrics(source: &Source, received: usize, outcome: &BatchOutcome) {
+    let label = source.label().to_string();
+    metrics::counter!("heal_ingest_events_received_total", "source" => label.clone())
+        .increment(received as u64);
+    metrics::counter!("heal_ingest_events_inserted_total", "source" => label.clone())
+        .increment(outcome.inserted);
+    metrics::counter!("heal_ingest_events_duplicate_total", "source" => label.clone())
+        .increment(outcome.duplicates);
+    metrics::counter!("heal_ingest_events_late_total", "source" => label.clone())
+        .increment(outcome.late);
+    for q in &outcome.quarantined {
+        metrics::counter!("heal_ingest_events_quarantined_total", "source" => label.clone(), "reason" => q.reason.clone()).increment(1);
+    }
+    metrics::counter!("heal_ingest_batches_total", "source" => label).increment(1);
+}

@@ -1,0 +1,119 @@
+//! The in-memory half of a batch: decoding, the future-timestamp rule, duplicates within the
+//! batch, and the late-event decision against each stream's watermark.
+
+use crate::{Incoming, Ingestor, Source};
+use chrono::{DateTime, Utc};
+use heal_model::{decode, CanonicalEvent, ReasonCode};
+use std::collections::HashMap;
+
+/// An event that will be written (its first occurrence in the batch).
+#[derive(Debug)]
+pub struct Accepted {
+    pub index: usize,
+    pub event: CanonicalEvent,
+    /// The payload as received (valid UTF-8 JSON).
+    pub payload: String,
+    pub late: bool,
+    /// How many times the event id appeared in this batch.
+    pub copies: u32,
+}
+
+/// An event that goes to quarantine.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub index: usize,
+    pub reason: String,
+    pub detail: String,
+    pub event_id: Option<String>,
+}
+
+/// A decoded batch, ready to write.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub accepted: Vec<Accepted>,
+    pub rejected: Vec<Rejected>,
+    /// New watermark values to store with the batch.
+    pub watermarks: HashMap<String, DateTime<Utc>>,
+}
+
+/// The watermark stream of an event: its table, source and partition.
+pub fn stream_name(table: &str, source: &Source, partition: Option<i32>) -> String {
+    format!("{table}/{}/{}", source.label(), partition.unwrap_or(0))
+}
+
+impl Ingestor {
+    pub(crate) fn prepare(&self, source: &Source, items: &[Incoming]) -> Prepared {
+        let now = Utc::now();
+        let mut out = Prepared::default();
+        let mut first_by_id: HashMap<String, usize> = HashMap::new();
+        let current = self.watermarks.lock().expect("watermark lock").clone();
+        for (index, item) in items.iter().enumerate() {
+            let event = match decode(&item.payload) {
+                Ok(event) => event,
+                Err(e) => {
+                    out.rejected.push(Rejected {
+                        index,
+                        reason: e.reason.as_str().to_string(),
+                        detail: e.detail,
+                        event_id: e.event_id,
+                    });
+                    continue;
+                }
+            };
+            let reference = item.produced_at.unwrap_or(now);
+            if event.occurred_at > reference + self.settings.future_tolerance {
+                out.rejected.push(Rejected {
+                    index,
+                    reason: ReasonCode::FutureTimestamp.as_str().to_string(),
+                    detail: format!(
+                        "event time {} is {} s after it was produced ({}); tolerance is {} s",
+                        event.occurred_at.to_rfc3339(),
+                        (event.occurred_at - reference).num_seconds(),
+                        reference.to_rfc3339(),
+                        self.settings.future_tolerance.num_seconds()
+                    ),
+                    event_id: Some(event.event_id),
+                });
+                continue;
+            }
+            if let Some(&at) = first_by_id.get(&event.event_id) {
+                out.accepted[at].copies += 1;
+                continue;
+            }
+            let table = event.kind().table();
+            let stream = stream_name(table, source, item.partition);
+            let newest = match source {
+                Source::Replay => {
+                    let prefix = format!("{table}/");
+                    current
+                        .iter()
+                        .chain(out.watermarks.iter())
+                        .filter(|(k, _)| k.starts_with(&prefix))
+                        .map(|(_, v)| *v)
+                        .max()
+                }
+                _ => out
+                    .watermarks
+                    .get(&stream)
+                    .or_else(|| current.get(&stream))
+                    .copied(),
+            };
+            let late =
+                newest.is_some_and(|w| event.occurred_at < w - self.settings.allowed_lateness);
+            if newest.is_none_or(|w| event.occurred_at > w) && *source != Source::Replay {
+                out.watermarks.insert(stream, event.occurred_at);
+            }
+            // Decoding succeeded, so the payload is valid UTF-8.
+            let payload = String::from_utf8_lossy(&item.payload).into_owned();
+            first_by_id.insert(event.event_id.clone(), out.accepted.len());
+            out.accepted.push(Accepted {
+                index,
+                event,
+                payload,
+                late,
+                copies: 1,
+            });
+        }
+        out
+    }
+}

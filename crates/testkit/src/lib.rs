@@ -1,0 +1,174 @@
+//! Fixtures for tests that need real infrastructure.
+//!
+//! * Databases: every storage test runs on the embedded engine, and also on a real PostgreSQL
+//!   server when `HEAL_TEST_DATABASE_URL` names one (an admin URL; each test gets a fresh
+//!   database created from it and migrated). In CI (`CI=true`) the server is required.
+//! * Kafka: `HEAL_TEST_KAFKA` names a Kafka-protocol broker (the test script starts tansu). In
+//!   CI it is required; elsewhere tests that need it say that they skip.
+
+use heal_store::Database;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Where a test database lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Embedded,
+    Server(String),
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Embedded => f.write_str("embedded"),
+            Backend::Server(_) => f.write_str("server"),
+        }
+    }
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// The backends every storage test must pass on.
+pub fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Embedded];
+    match std::env::var("HEAL_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => out.push(Backend::Server(url)),
+        _ if in_ci() => panic!("CI=true but HEAL_TEST_DATABASE_URL is not set: the server backend must be tested in CI"),
+        _ => eprintln!("note: HEAL_TEST_DATABASE_URL is not set; testing the embedded engine only"),
+    }
+    out
+}
+
+/// Only the server backend, when configured (for tests that need several connections or
+/// other processes).
+pub fn server_url() -> Option<String> {
+    match std::env::var("HEAL_TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if in_ci() => panic!("CI=true but HEAL_TEST_DATABASE_URL is not set"),
+        _ => None,
+    }
+}
+
+/// The Kafka bootstrap servers for tests, if a broker is configured.
+pub fn kafka() -> Option<String> {
+    match std::env::var("HEAL_TEST_KAFKA") {
+        Ok(s) if !s.is_empty() => Some(s),
+        _ if in_ci() => {
+            panic!("CI=true but HEAL_TEST_KAFKA is not set: the broker tests must run in CI")
+        }
+        _ => None,
+    }
+}
+
+/// A fresh, migrated database.
+pub struct TestDb {
+    pub db: Database,
+    pub backend: Backend,
+    name: Option<String>,
+    url: Option<String>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Replaces the database name of a URL.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map(|i| i + scheme_end)
+        .unwrap_or(base.len());
+    let mut out = format!("{}/{name}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+impl TestDb {
+    pub async fn new(backend: &Backend) -> TestDb {
+        match backend {
+            Backend::Embedded => {
+                let db = Database::embedded(None)
+                    .await
+                    .expect("embedded engine starts");
+                db.migrate().await.expect("migrations apply");
+                TestDb {
+                    db,
+                    backend: backend.clone(),
+                    name: None,
+                    url: None,
+                }
+            }
+            Backend::Server(admin) => {
+                let name = format!(
+                    "heal_test_{}_{}_{}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::Relaxed),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.subsec_nanos())
+                        .unwrap_or(0)
+                );
+                let admin_db = Database::connect(admin, 1).await.expect("admin connection");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(admin_db.pool())
+                    .await
+                    .expect("create test database");
+                admin_db.close().await;
+                let url = with_database(admin, &name);
+                let db = Database::connect(&url, 8)
+                    .await
+                    .expect("test database connection");
+                db.migrate().await.expect("migrations apply");
+                TestDb {
+                    db,
+                    backend: backend.clone(),
+                    name: Some(name),
+                    url: Some(url),
+                }
+            }
+        }
+    }
+
+    pub fn pool(&self) -> &sqlx::PgPool {
+        self.db.pool()
+    }
+
+    /// The URL of a server database (for child processes); `None` for the embedded engine.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// Closes the pool and drops the server database.
+    pub async fn finish(self) {
+        self.db.close().await;
+        if let (Some(name), Backend::Server(admin)) = (self.name, self.backend) {
+            if let Ok(admin_db) = Database::connect(&admin, 1).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(admin_db.pool())
+                    .await;
+                admin_db.close().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn replaces_database_names() {
+        assert_eq!(
+            with_database("postgresql://u@127.0.0.1:5432/test?sslmode=disable", "x"),
+            "postgresql://u@127.0.0.1:5432/x?sslmode=disable"
+        );
+        assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
+    }
+}
