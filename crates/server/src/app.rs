@@ -1,0 +1,358 @@
+//! Building and running the chosen roles (create first, so wiring errors fail before anything
+//! runs; then start).
+
+use crate::generate::{self, GeneratorStatus};
+use crate::health::{self, Readiness};
+use crate::IMPLEMENTED_ROLES;
+use anyhow::{bail, Context};
+use axum::Router;
+use heal_bus::Bus;
+use heal_config::{Config, Role, RoleSet};
+use heal_generator::SchemaMix;
+use heal_ingest::{ConsumerStats, Ingestor, Settings};
+use heal_model::topics;
+use heal_store::Database;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// All roles on one port, or each role on its own port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Monolithic,
+    Microservices,
+}
+
+/// An address to listen on, and the role it serves (`None`: every role of the process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    pub role: Option<Role>,
+    pub addr: SocketAddr,
+}
+
+struct IngestRole {
+    ingestor: Arc<Ingestor>,
+    stats: Arc<ConsumerStats>,
+}
+
+pub struct App {
+    config: Config,
+    roles: Vec<Role>,
+    mode: Mode,
+    db: Database,
+    bus: Bus,
+    readiness: Arc<Readiness>,
+    ingest: Option<IngestRole>,
+    generator: Option<Arc<GeneratorStatus>>,
+}
+
+impl App {
+    /// Checks that `config` can run `roles`, without connecting to anything. Returns the mode
+    /// and the roles that will run.
+    pub fn check(config: &Config, roles: &RoleSet) -> anyhow::Result<(Mode, Vec<Role>)> {
+        let mode = if roles.is_all() {
+            Mode::Monolithic
+        } else {
+            Mode::Microservices
+        };
+        Self::check_in(config, roles, mode)
+    }
+
+    /// [`App::check`] with the mode chosen by the caller (a subset of roles may run
+    /// monolithic, on embedded storage, e.g. in `heal demo`).
+    pub fn check_in(
+        config: &Config,
+        roles: &RoleSet,
+        mode: Mode,
+    ) -> anyhow::Result<(Mode, Vec<Role>)> {
+        let missing: Vec<Role> = roles
+            .iter()
+            .filter(|r| !IMPLEMENTED_ROLES.contains(r))
+            .collect();
+        if mode == Mode::Microservices && !missing.is_empty() {
+            let names: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
+            bail!(
+                "role(s) {} are not implemented in this build yet; available: generator, ingest",
+                names.join(", ")
+            );
+        }
+        if mode == Mode::Microservices {
+            let mut unset = Vec::new();
+            if config.database.url.is_none() {
+                unset.push("DATABASE_URL (database.url)");
+            }
+            if config.kafka.bootstrap_servers.is_none() {
+                unset.push("KAFKA_BOOTSTRAP_SERVERS (kafka.bootstrap_servers)");
+            }
+            if !unset.is_empty() {
+                bail!(
+                    "running a subset of roles (--roles {roles}) needs {}: the embedded PostgreSQL and the in-process bus only exist inside one process that runs every role",
+                    unset.join(" and ")
+                );
+            }
+        }
+        let running = roles
+            .iter()
+            .filter(|r| IMPLEMENTED_ROLES.contains(r))
+            .collect();
+        Ok((mode, running))
+    }
+
+    /// Opens storage and the bus, migrates, creates topics and builds the roles.
+    pub async fn create(config: Config, roles: &RoleSet) -> anyhow::Result<App> {
+        let (mode, _) = Self::check(&config, roles)?;
+        Self::create_in(config, roles, mode).await
+    }
+
+    /// [`App::create`] in a mode chosen by the caller.
+    pub async fn create_in(config: Config, roles: &RoleSet, mode: Mode) -> anyhow::Result<App> {
+        let (mode, running) = Self::check_in(&config, roles, mode)?;
+        for r in roles.iter().filter(|r| !running.contains(r)) {
+            tracing::info!(role = %r, "role not implemented yet; skipped");
+        }
+        let db = Database::open(
+            config.database_url().as_deref(),
+            config.database.max_connections,
+            &config.data_dir,
+        )
+        .await
+        .context("opening the database")?;
+        db.migrate().await.context("applying migrations")?;
+        let bus =
+            Bus::new(config.kafka.bootstrap_servers.as_deref()).context("creating the bus")?;
+        bus.create_topics(
+            &topics::ALL,
+            config.kafka.partitions,
+            config.kafka.replication_factor,
+        )
+        .await
+        .context("creating topics")?;
+        let readiness = Readiness::new(
+            db.pool().clone(),
+            running.iter().map(|r| r.to_string()).collect(),
+        );
+        let ingest = if running.contains(&Role::Ingest) {
+            let settings = Settings {
+                batch_size: config.ingest.batch_size,
+                batch_timeout: std::time::Duration::from_millis(config.ingest.batch_timeout_ms),
+                allowed_lateness: chrono::Duration::seconds(config.ingest.allowed_lateness_secs),
+                future_tolerance: chrono::Duration::seconds(config.ingest.future_tolerance_secs),
+            };
+            Some(IngestRole {
+                ingestor: Arc::new(Ingestor::new(db.pool().clone(), settings).await?),
+                stats: Arc::new(ConsumerStats::default()),
+            })
+        } else {
+            None
+        };
+        let generator = running
+            .contains(&Role::Generator)
+            .then(|| Arc::new(GeneratorStatus::default()));
+        Ok(App {
+            config,
+            roles: running,
+            mode,
+            db,
+            bus,
+            readiness,
+            ingest,
+            generator,
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Where the HTTP listeners go.
+    pub fn listeners(&self) -> Vec<Listen> {
+        match self.mode {
+            Mode::Monolithic => vec![Listen {
+                role: None,
+                addr: self.config.http_addr,
+            }],
+            Mode::Microservices => self
+                .roles
+                .iter()
+                .map(|r| Listen {
+                    role: Some(*r),
+                    addr: format!("{}:{}", self.config.bind_host, self.config.role_port(*r))
+                        .parse()
+                        .unwrap_or_else(|_| {
+                            SocketAddr::from(([0, 0, 0, 0], self.config.role_port(*r)))
+                        }),
+                })
+                .collect(),
+        }
+    }
+
+    fn role_routes(&self, role: Role) -> Router {
+        match role {
+            Role::Ingest => match &self.ingest {
+                Some(i) => heal_ingest::routes(i.ingestor.clone()),
+                None => Router::new(),
+            },
+            Role::Generator => match &self.generator {
+                Some(status) => {
+                    let status = status.clone();
+                    let rate = self.config.generator.events_per_second;
+                    Router::new().route(
+                        "/api/generator/status",
+                        axum::routing::get(move || {
+                            let status = status.clone();
+                            async move {
+                                axum::Json(json!({
+                                    "events_per_second": rate,
+                                    "sent": status.sent.load(Ordering::Relaxed),
+                                    "errors": status.errors.load(Ordering::Relaxed),
+                                }))
+                            }
+                        }),
+                    )
+                }
+                None => Router::new(),
+            },
+            _ => Router::new(),
+        }
+    }
+
+    fn router(&self, role: Option<Role>) -> Router {
+        let mut router = health::routes(self.readiness.clone());
+        let roles: Vec<Role> = match role {
+            Some(r) => vec![r],
+            None => self.roles.clone(),
+        };
+        for r in roles {
+            router = router.merge(self.role_routes(r));
+        }
+        router
+    }
+
+    /// Serves HTTP and runs the roles until `shutdown` turns true; then finishes in-flight
+    /// work, stops the listeners and closes the database. `bound` receives the actual
+    /// listen addresses (useful with port 0).
+    pub async fn start(
+        self,
+        shutdown: watch::Receiver<bool>,
+        bound: Option<tokio::sync::oneshot::Sender<Vec<Listen>>>,
+    ) -> anyhow::Result<()> {
+        let mut tasks = tokio::task::JoinSet::new();
+        let (fail_tx, fail_rx) = watch::channel(false);
+        // Stop when asked, or when a role's task fails.
+        let stop = {
+            let mut a = shutdown.clone();
+            let mut b = fail_rx.clone();
+            let (tx, rx) = watch::channel(false);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = a.wait_for(|v| *v) => {}
+                    _ = b.wait_for(|v| *v) => {}
+                }
+                let _ = tx.send(true);
+            });
+            rx
+        };
+        if let Some(ingest) = &self.ingest {
+            let group = format!("{}-ingest", self.config.kafka.group_prefix);
+            let consumer = self.bus.consumer(&group, topics::RAW_EVENTS)?;
+            let running = self.readiness.component("ingest-consumer");
+            let ingestor = ingest.ingestor.clone();
+            let stats = ingest.stats.clone();
+            let stop = stop.clone();
+            let fail = fail_tx.clone();
+            tasks.spawn(async move {
+                running.store(true, Ordering::SeqCst);
+                let result = heal_ingest::run_consumer(
+                    ingestor,
+                    consumer,
+                    group,
+                    topics::RAW_EVENTS.to_string(),
+                    stats,
+                    stop,
+                )
+                .await;
+                running.store(false, Ordering::SeqCst);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "ingest consumer failed");
+                    let _ = fail.send(true);
+                }
+                result.map_err(anyhow::Error::from)
+            });
+        }
+        if let Some(status) = &self.generator {
+            let g = &self.config.generator;
+            let mix = SchemaMix {
+                v1: g.schema_mix[0],
+                v2: g.schema_mix[1],
+                v3: g.schema_mix[2],
+            };
+            let run = generate::run_realtime(
+                self.bus.clone(),
+                g.seed,
+                g.events_per_second,
+                mix,
+                status.clone(),
+                stop.clone(),
+            );
+            tasks.spawn(async move {
+                run.await;
+                Ok(())
+            });
+        }
+        let mut bound_addrs = Vec::new();
+        for listen in self.listeners() {
+            let listener = tokio::net::TcpListener::bind(listen.addr)
+                .await
+                .with_context(|| format!("binding {}", listen.addr))?;
+            let addr = listener.local_addr()?;
+            let which = listen
+                .role
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "all".into());
+            tracing::info!(%addr, roles = %which, "listening");
+            bound_addrs.push(Listen {
+                role: listen.role,
+                addr,
+            });
+            let router = self.router(listen.role);
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|v| *v).await;
+                    })
+                    .await
+                    .map_err(anyhow::Error::from)
+            });
+        }
+        for r in &self.roles {
+            metrics::gauge!("heal_up", "role" => r.to_string()).set(1.0);
+        }
+        if let Some(tx) = bound {
+            let _ = tx.send(bound_addrs);
+        }
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = result {
+                let _ = fail_tx.send(true);
+                first_error.get_or_insert(e);
+            }
+        }
+        self.db.close().await;
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
