@@ -18,6 +18,9 @@ use std::time::Duration;
 pub struct KafkaBus {
     servers: String,
     producer: FutureProducer,
+    /// Static group membership (KIP-345): a restarted member with the same id takes its
+    /// partitions back at once instead of waiting for the dead one to time out.
+    group_instance_id: Option<String>,
 }
 
 impl KafkaBus {
@@ -34,6 +37,7 @@ impl KafkaBus {
         Ok(KafkaBus {
             servers: servers.to_string(),
             producer,
+            group_instance_id: None,
         })
     }
 
@@ -95,23 +99,76 @@ impl KafkaBus {
         Ok(())
     }
 
-    pub fn consumer(&self, group: &str, topic: &str) -> Result<KafkaConsumer> {
+    pub fn set_group_instance_id(&mut self, id: Option<String>) {
+        self.group_instance_id = id;
+    }
+
+    /// A consumer that is assigned its partitions directly (no group membership, so no
+    /// rebalance can stall it): partitions `p` with `p % replicas == index`, each starting at
+    /// `start[p]` (or the beginning).
+    pub fn consumer_static(
+        &self,
+        group: &str,
+        topic: &str,
+        replicas: i32,
+        index: i32,
+        start: &std::collections::BTreeMap<i32, i64>,
+    ) -> Result<KafkaConsumer> {
+        let consumer = self.consumer_config(group)?;
+        let metadata = consumer
+            .consumer
+            .fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(30)))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map(|t| t.partitions().len() as i32)
+            .unwrap_or(0);
+        if partitions == 0 {
+            return Err(crate::Error::UnknownTopic(topic.to_string()));
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in (0..partitions).filter(|p| p % replicas.max(1) == index) {
+            let offset = start
+                .get(&p)
+                .map(|o| Offset::Offset(*o))
+                .unwrap_or(Offset::Beginning);
+            tpl.add_partition_offset(topic, p, offset)?;
+        }
+        consumer.consumer.assign(&tpl)?;
+        tracing::info!(partitions = tpl.count(), %topic, "partitions assigned statically");
+        Ok(consumer)
+    }
+
+    fn consumer_config(&self, group: &str) -> Result<KafkaConsumer> {
         let context = RebalanceFlag {
             changed: Arc::new(AtomicBool::new(false)),
         };
         let changed = context.changed.clone();
-        let consumer: StreamConsumer<RebalanceFlag> = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        if let Some(id) = &self.group_instance_id {
+            config.set("group.instance.id", id);
+        }
+        let consumer: StreamConsumer<RebalanceFlag> = config
             .set("bootstrap.servers", &self.servers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .set("session.timeout.ms", "10000")
+            // A member that died (SIGKILL, lost node) gives its partitions back quickly.
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("max.poll.interval.ms", "30000")
             .set("fetch.wait.max.ms", "100")
             .set("queued.max.messages.kbytes", "65536")
             .create_with_context(context)?;
-        consumer.subscribe(&[topic])?;
         Ok(KafkaConsumer { consumer, changed })
+    }
+
+    pub fn consumer(&self, group: &str, topic: &str) -> Result<KafkaConsumer> {
+        let consumer = self.consumer_config(group)?;
+        consumer.consumer.subscribe(&[topic])?;
+        Ok(consumer)
     }
 }
 

@@ -74,6 +74,14 @@ impl Bus {
         }
     }
 
+    /// Uses static group membership with this id (Kafka only; e.g. a StatefulSet pod name).
+    pub fn with_group_instance_id(mut self, id: Option<String>) -> Bus {
+        if let Bus::Kafka(k) = &mut self {
+            k.set_group_instance_id(id);
+        }
+        self
+    }
+
     pub fn is_kafka(&self) -> bool {
         matches!(self, Bus::Kafka(_))
     }
@@ -104,6 +112,29 @@ impl Bus {
         }
     }
 
+    /// A consumer of `topic` for `group`, with partitions assigned as `assignment` says (the
+    /// in-process bus always uses its own group logic).
+    pub fn consumer_with(
+        &self,
+        group: &str,
+        topic: &str,
+        assignment: &Assignment,
+    ) -> Result<Consumer> {
+        match (self, assignment) {
+            (
+                Bus::Kafka(b),
+                Assignment::Static {
+                    replicas,
+                    index,
+                    start,
+                },
+            ) => Ok(Consumer::Kafka(
+                b.consumer_static(group, topic, *replicas, *index, start)?,
+            )),
+            _ => self.consumer(group, topic),
+        }
+    }
+
     /// Joins consumer group `group` on `topic`.
     pub fn consumer(&self, group: &str, topic: &str) -> Result<Consumer> {
         match self {
@@ -111,6 +142,19 @@ impl Bus {
             Bus::Kafka(b) => Ok(Consumer::Kafka(b.consumer(group, topic)?)),
         }
     }
+}
+
+/// How a consumer gets its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assignment {
+    /// Kafka group membership: the broker balances partitions between members.
+    Group,
+    /// This process reads partitions `p % replicas == index`, starting at the given offsets.
+    Static {
+        replicas: i32,
+        index: i32,
+        start: std::collections::BTreeMap<i32, i64>,
+    },
 }
 
 /// A member of a consumer group.

@@ -65,6 +65,15 @@ pub struct KafkaConfig {
     pub replication_factor: i32,
     /// Consumer group ids are `<group_prefix>-<role>`.
     pub group_prefix: String,
+    /// Static group membership id of this process (e.g. the StatefulSet pod name), so a
+    /// restarted consumer gets its partitions back without waiting for a session timeout.
+    pub group_instance_id: Option<String>,
+    /// `group`: partitions balanced by the broker's group protocol. `static`: this process
+    /// reads the partitions `p % replicas == replica_index` with no group membership, so a
+    /// killed process resumes at once (offsets come from PostgreSQL either way).
+    pub assignment: String,
+    pub replicas: i32,
+    pub replica_index: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +99,8 @@ pub struct RolePorts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngestConfig {
+    /// Topic the ingest role consumes.
+    pub topic: String,
     /// Most events written in one transaction.
     pub batch_size: usize,
     /// Longest a partial batch waits before it is written.
@@ -129,6 +140,10 @@ impl Default for Config {
                 partitions: 6,
                 replication_factor: 1,
                 group_prefix: "heal".into(),
+                group_instance_id: None,
+                assignment: "group".into(),
+                replicas: 1,
+                replica_index: 0,
             },
             neo4j: Neo4jConfig {
                 uri: None,
@@ -145,6 +160,7 @@ impl Default for Config {
                 incidents: 8087,
             },
             ingest: IngestConfig {
+                topic: "raw-events".into(),
                 batch_size: 5000,
                 batch_timeout_ms: 200,
                 allowed_lateness_secs: 3600,
@@ -260,10 +276,11 @@ impl Config {
             if HEAL_ALIASES.iter().any(|(alias, _)| alias == var) || rest.is_empty() {
                 continue;
             }
-            let key = rest.to_ascii_lowercase().replace("__", ".");
-            if key == "config" {
+            // Variables of the tooling around the binary, not settings.
+            if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "ROLES" | "CACHE") {
                 continue;
             }
+            let key = rest.to_ascii_lowercase().replace("__", ".");
             figment = figment.merge(NamedValue {
                 origin: format!("environment variable {var}"),
                 key,
@@ -315,6 +332,21 @@ impl Config {
                 "kafka.partitions",
                 &self.kafka.partitions,
                 "must be between 1 and 10000",
+            );
+        }
+        if !matches!(self.kafka.assignment.as_str(), "group" | "static") {
+            return bad(
+                "kafka.assignment",
+                &self.kafka.assignment,
+                "must be group or static",
+            );
+        }
+        if self.kafka.replicas < 1 || !(0..self.kafka.replicas).contains(&self.kafka.replica_index)
+        {
+            return bad(
+                "kafka.replica_index",
+                &self.kafka.replica_index,
+                "must be between 0 and kafka.replicas - 1",
             );
         }
         if self.kafka.replication_factor < 1 {

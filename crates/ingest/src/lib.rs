@@ -24,6 +24,7 @@ use std::sync::Mutex;
 pub use consumer::{run_consumer, ConsumerStats};
 pub use http::routes;
 pub use prepare::{Prepared, Rejected};
+pub use write::stored_offsets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

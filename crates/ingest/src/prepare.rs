@@ -36,9 +36,11 @@ pub struct Prepared {
     pub watermarks: HashMap<String, DateTime<Utc>>,
 }
 
-/// The watermark stream of an event: its table, source and partition.
-pub fn stream_name(table: &str, source: &Source, partition: Option<i32>) -> String {
-    format!("{table}/{}/{}", source.label(), partition.unwrap_or(0))
+/// The watermark stream of an event: its source and partition. Producers send each partition
+/// in time order, so an event far behind the newest time of its partition arrived late — even
+/// on a partition where its own event type is rare.
+pub fn stream_name(source: &Source, partition: Option<i32>) -> String {
+    format!("{}/{}", source.label(), partition.unwrap_or(0))
 }
 
 impl Ingestor {
@@ -80,18 +82,14 @@ impl Ingestor {
                 out.accepted[at].copies += 1;
                 continue;
             }
-            let table = event.kind().table();
-            let stream = stream_name(table, source, item.partition);
+            let stream = stream_name(source, item.partition);
             let newest = match source {
-                Source::Replay => {
-                    let prefix = format!("{table}/");
-                    current
-                        .iter()
-                        .chain(out.watermarks.iter())
-                        .filter(|(k, _)| k.starts_with(&prefix))
-                        .map(|(_, v)| *v)
-                        .max()
-                }
+                // A replayed event is judged against the newest time of every stream.
+                Source::Replay => current
+                    .values()
+                    .chain(out.watermarks.values())
+                    .copied()
+                    .max(),
                 _ => out
                     .watermarks
                     .get(&stream)

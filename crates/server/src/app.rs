@@ -264,7 +264,26 @@ impl App {
         };
         if let Some(ingest) = &self.ingest {
             let group = format!("{}-ingest", self.config.kafka.group_prefix);
-            let consumer = self.bus.consumer(&group, topics::RAW_EVENTS)?;
+            let topic = self.config.ingest.topic.clone();
+            if topic != topics::RAW_EVENTS {
+                self.bus
+                    .create_topics(
+                        &[topic.as_str()],
+                        self.config.kafka.partitions,
+                        self.config.kafka.replication_factor,
+                    )
+                    .await?;
+            }
+            let assignment = if self.config.kafka.assignment == "static" {
+                heal_bus::Assignment::Static {
+                    replicas: self.config.kafka.replicas,
+                    index: self.config.kafka.replica_index,
+                    start: heal_ingest::stored_offsets(self.db.pool(), &group, &topic).await?,
+                }
+            } else {
+                heal_bus::Assignment::Group
+            };
+            let consumer = self.bus.consumer_with(&group, &topic, &assignment)?;
             let running = self.readiness.component("ingest-consumer");
             let ingestor = ingest.ingestor.clone();
             let stats = ingest.stats.clone();
@@ -272,15 +291,8 @@ impl App {
             let fail = fail_tx.clone();
             tasks.spawn(async move {
                 running.store(true, Ordering::SeqCst);
-                let result = heal_ingest::run_consumer(
-                    ingestor,
-                    consumer,
-                    group,
-                    topics::RAW_EVENTS.to_string(),
-                    stats,
-                    stop,
-                )
-                .await;
+                let result =
+                    heal_ingest::run_consumer(ingestor, consumer, group, topic, stats, stop).await;
                 running.store(false, Ordering::SeqCst);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "ingest consumer failed");

@@ -184,6 +184,15 @@ impl Database {
 
     /// Closes the pool and stops the embedded engine, flushing its data to disk.
     pub async fn close(self) {
+        if self.is_embedded() {
+            // The embedded engine serves one client connection until it disconnects: close it
+            // explicitly (the pool may still be returning it when `close` resolves).
+            if let Ok(Ok(conn)) =
+                tokio::time::timeout(Duration::from_secs(5), self.pool.acquire()).await
+            {
+                let _ = conn.close().await;
+            }
+        }
         self.pool.close().await;
         #[cfg(feature = "embedded")]
         if let Some(server) = self.embedded {

@@ -8,6 +8,7 @@ use heal_bus::partition_for;
 use heal_generator::{FaultAction, GeneratedEvent, Generator, InjectionRecord, Scenario};
 use heal_ingest::{BatchOutcome, Incoming, Ingestor, Settings, Source};
 use heal_model::{decode, CanonicalEvent, EventBody, EventKind, FaultKind};
+use heal_testkit::TestDb;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -84,9 +85,9 @@ pub fn scaled(stem: &str, events_per_day: f64) -> Scenario {
 
 /// Messages as a consumer of the topic receives them: partition of the key, per-partition
 /// offsets from 0 in send order, the send time as the message timestamp.
-pub fn place(messages: &[GeneratedEvent]) -> (Vec<Incoming>, BTreeMap<i32, i64>) {
-    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
-    let items = messages
+pub fn place(messages: &[GeneratedEvent]) -> Vec<Incoming> {
+    let mut next: HashMap<i32, i64> = HashMap::new();
+    messages
         .iter()
         .map(|m| {
             let partition = partition_for(m.key.as_bytes(), PARTITIONS);
@@ -100,8 +101,7 @@ pub fn place(messages: &[GeneratedEvent]) -> (Vec<Incoming>, BTreeMap<i32, i64>)
             *offset += 1;
             item
         })
-        .collect();
-    (items, next)
+        .collect()
 }
 
 /// A generated run, faulty and clean, ready to ingest.
@@ -114,11 +114,9 @@ pub struct Run {
     pub scenario: Scenario,
     pub messages: Vec<GeneratedEvent>,
     pub items: Vec<Incoming>,
-    /// Offset after the last message of each partition.
-    pub next_offsets: BTreeMap<i32, i64>,
     pub truth: Vec<InjectionRecord>,
-    /// Where each event id was sent: (partition, offset) of every copy.
-    pub sent: HashMap<String, Vec<(i32, i64)>>,
+    /// Where and when each event id was sent: (partition, offset, send time) of every copy.
+    pub sent: HashMap<String, Vec<(i32, i64, DateTime<Utc>)>>,
     /// The same scenario without faults.
     pub clean_items: Vec<Incoming>,
     /// The clean run's events, decoded, by id.
@@ -132,19 +130,21 @@ impl Run {
         let original = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let scenario = scaled(stem, events_per_day);
         let (messages, truth) = generate(&scenario);
-        let (items, next_offsets) = place(&messages);
-        let mut sent: HashMap<String, Vec<(i32, i64)>> = HashMap::new();
+        let items = place(&messages);
+        let mut sent: HashMap<String, Vec<(i32, i64, DateTime<Utc>)>> = HashMap::new();
         for (m, item) in messages.iter().zip(&items) {
-            sent.entry(m.event_id.clone())
-                .or_default()
-                .push((item.partition.unwrap(), item.offset.unwrap()));
+            sent.entry(m.event_id.clone()).or_default().push((
+                item.partition.unwrap(),
+                item.offset.unwrap(),
+                m.produced_at,
+            ));
         }
 
         let mut clean_scenario = scenario.clone();
         clean_scenario.faults.clear();
         let (clean_messages, clean_truth) = generate(&clean_scenario);
         assert!(clean_truth.is_empty());
-        let (clean_items, _) = place(&clean_messages);
+        let clean_items = place(&clean_messages);
         let clean: HashMap<String, CanonicalEvent> = clean_messages
             .iter()
             .map(|m| {
@@ -166,7 +166,6 @@ impl Run {
             scenario,
             messages,
             items,
-            next_offsets,
             truth,
             sent,
             clean_items,
@@ -181,6 +180,17 @@ impl Run {
             .flat_map(|r| r.affected_event_ids.iter().cloned())
             .collect()
     }
+}
+
+/// Closes a test database. Its connection is closed first: `Pool::close` can return while
+/// the connection of the last query is still on its way back to the pool, leaving it open,
+/// and the embedded engine (one client at a time) then cannot stop until its shutdown times
+/// out (10 s).
+pub async fn finish(t: TestDb) {
+    if let Ok(conn) = t.pool().acquire().await {
+        conn.close().await.expect("close the connection");
+    }
+    t.finish().await;
 }
 
 /// Ingests `items` in batches of [`BATCH`] from the topic source, summing the outcomes.

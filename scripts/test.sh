@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with only Rust installed: installs what the
+# suite needs (Debian packages, the tansu Kafka-protocol broker), starts PostgreSQL if none
+# answers and a tansu broker, then runs formatting, lints and every test. In CI (CI=true)
+# nothing is skipped: the server-backed and broker-backed tests must run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${HEAL_CACHE:-$HOME/.cache/heal}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$CACHE/target}"
+TANSU_VERSION=0.6.0
+TANSU="$CACHE/tansu/bin/tansu"
+KAFKA_PORT="${HEAL_TEST_KAFKA_PORT:-19092}"
+mkdir -p "$CACHE"
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+# Build tools for the C parts (librdkafka) and the PostgreSQL client/server.
+apt_install build-essential pkg-config postgresql postgresql-client
+
+if ! command -v cargo-nextest >/dev/null; then
+  log "installing cargo-nextest"
+  cargo install cargo-nextest --locked
+fi
+
+# PostgreSQL: use the one on 127.0.0.1:5432, starting the local cluster if it is down.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  log "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+if [ -z "${HEAL_TEST_DATABASE_URL:-}" ]; then
+  if psql -h 127.0.0.1 -U postgres -d postgres -Atc 'select 1' >/dev/null 2>&1; then
+    export HEAL_TEST_DATABASE_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+  else
+    # A fresh Debian cluster asks for a password over TCP: give the postgres role one.
+    as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    export HEAL_TEST_DATABASE_URL="postgresql://postgres:postgres@127.0.0.1:5432/postgres"
+  fi
+fi
+
+# tansu, a Kafka-protocol broker, built once and cached outside the checkout.
+if ! { [ -x "$TANSU" ] && "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; }; then
+  log "building tansu $TANSU_VERSION (once; cached in $CACHE/tansu)"
+  cargo install tansu --version "=$TANSU_VERSION" --locked --features dynostore --root "$CACHE/tansu"
+fi
+log "starting tansu on 127.0.0.1:$KAFKA_PORT"
+"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --storage-engine memory://tansu/ >"$CACHE/tansu.log" 2>&1 &
+TANSU_PID=$!
+trap 'kill $TANSU_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.1; done
+export HEAL_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "tests (nextest: one process per test)"
+cargo nextest run --workspace --no-fail-fast
+log "doc tests"
+cargo test --workspace --doc
+log "all tests passed"
