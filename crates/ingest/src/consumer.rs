@@ -2,6 +2,7 @@
 //! bounded by size and time, and on failure rewind to the stored offsets and retry, so that
 //! nothing acknowledged is lost and nothing is written twice.
 
+use crate::positions::{Positions, Verdict};
 use crate::write::stored_offsets;
 use crate::{Incoming, Ingestor, Source};
 use chrono::{DateTime, Utc};
@@ -41,6 +42,7 @@ pub async fn run_consumer(
     let batch_size = ingestor.settings().batch_size;
     let wait = ingestor.settings().batch_timeout;
     let mut stored: BTreeMap<i32, i64> = stored_offsets(ingestor.pool(), &group, &topic).await?;
+    let mut positions = Positions::new(&stored);
     let mut backoff = Duration::from_millis(100);
     loop {
         if *shutdown.borrow() {
@@ -52,8 +54,9 @@ pub async fn run_consumer(
         };
         if consumer.assignment_changed() {
             stored = stored_offsets(ingestor.pool(), &group, &topic).await?;
+            positions = Positions::new(&stored);
             for (p, o) in &stored {
-                // Kafka may not have this partition assigned; the skip below still applies.
+                // Kafka may not have this partition assigned; the checks below still apply.
                 let _ = consumer.seek(&topic, *p, *o);
             }
         }
@@ -65,10 +68,28 @@ pub async fn run_consumer(
                 continue;
             }
         };
-        // Skip what an earlier transaction already stored (redelivery after a crash).
+        // Skip what an earlier transaction already stored (redelivery after a crash), and
+        // never step over records the broker did not deliver.
+        let mut rewinds: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut gapped: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
         let items: Vec<Incoming> = batch
             .into_iter()
-            .filter(|m| m.offset >= stored.get(&m.partition).copied().unwrap_or(0))
+            .filter(|m| {
+                if gapped.contains(&m.partition) {
+                    return false;
+                }
+                match positions.judge(m.partition, m.offset) {
+                    Verdict::Accept => true,
+                    Verdict::Skip => false,
+                    Verdict::Gap(to) => {
+                        gapped.insert(m.partition);
+                        if let Some(to) = to {
+                            rewinds.insert(m.partition, to);
+                        }
+                        false
+                    }
+                }
+            })
             .map(|m| Incoming {
                 partition: Some(m.partition),
                 offset: Some(m.offset),
@@ -78,6 +99,11 @@ pub async fn run_consumer(
                     .and_then(DateTime::<Utc>::from_timestamp_millis),
             })
             .collect();
+        for (p, to) in &rewinds {
+            metrics::counter!("heal_ingest_offset_gaps_total").increment(1);
+            tracing::warn!(partition = p, expected = ?stored.get(p), rewind_to = to, "the broker skipped records; rewinding the partition");
+            consumer.seek(&topic, *p, *to)?;
+        }
         if items.is_empty() {
             continue;
         }
@@ -118,6 +144,7 @@ pub async fn run_consumer(
                 stored = stored_offsets(ingestor.pool(), &group, &topic)
                     .await
                     .unwrap_or(stored);
+                positions = Positions::new(&stored);
                 for p in next.keys() {
                     let o = stored.get(p).copied().unwrap_or(0);
                     // Without a rewind, later batches would move the stored offsets past the

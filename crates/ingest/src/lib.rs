@@ -12,6 +12,7 @@
 
 mod consumer;
 mod http;
+mod positions;
 mod prepare;
 pub mod quarantine;
 mod write;

@@ -1,0 +1,103 @@
+//! Per-partition read positions that refuse silent gaps. A consumer positioned at offset `n`
+//! must next see `n`; a broker that answers with later records (seen with tansu when the
+//! requested offset lies inside a record batch) would otherwise make the consumer store
+//! offsets past records it never read. On such a jump the partition is re-read from its start
+//! (a record-batch boundary every broker serves correctly), skipping what is stored, until the
+//! records arrive in order; a gap that persists while reading continuously from before it is
+//! real (transaction markers, compaction) and is accepted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// What to do with one consumed record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Ingest it.
+    Accept,
+    /// Already stored (redelivery): drop it.
+    Skip,
+    /// Records before it are missing: drop it; rewind the partition to `Some(offset)` (or keep
+    /// waiting for an earlier rewind to take effect when `None`).
+    Gap(Option<i64>),
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Positions {
+    /// Next offset each partition must deliver.
+    expected: BTreeMap<i32, i64>,
+    /// Partitions currently delivering records from before `expected` (continuous reading).
+    before: HashSet<i32>,
+    /// Records dropped since the last rewind of a partition.
+    dropped: HashMap<i32, u64>,
+}
+
+/// Records dropped after a rewind before the rewind is asked for again.
+const PATIENCE: u64 = 20_000;
+
+impl Positions {
+    pub(crate) fn new(stored: &BTreeMap<i32, i64>) -> Positions {
+        Positions {
+            expected: stored.clone(),
+            ..Positions::default()
+        }
+    }
+
+    pub(crate) fn judge(&mut self, partition: i32, offset: i64) -> Verdict {
+        let Some(expected) = self.expected.get(&partition).copied() else {
+            // Nothing stored yet: the first record read is where the partition starts.
+            self.expected.insert(partition, offset + 1);
+            return Verdict::Accept;
+        };
+        if offset < expected {
+            self.before.insert(partition);
+            self.dropped.remove(&partition);
+            return Verdict::Skip;
+        }
+        if offset == expected || self.before.contains(&partition) {
+            self.expected.insert(partition, offset + 1);
+            self.before.remove(&partition);
+            self.dropped.remove(&partition);
+            return Verdict::Accept;
+        }
+        let dropped = self.dropped.entry(partition).or_insert(0);
+        *dropped += 1;
+        if *dropped > 1 && *dropped <= PATIENCE {
+            return Verdict::Gap(None);
+        }
+        *dropped = 1;
+        Verdict::Gap(Some(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jumps_rewind_deeper_until_records_arrive_in_order() {
+        let mut p = Positions::new(&BTreeMap::from([(0, 2000)]));
+        // The broker answers a fetch at 2000 with 2370…: rewind.
+        assert_eq!(p.judge(0, 2370), Verdict::Gap(Some(0)));
+        assert_eq!(p.judge(0, 2371), Verdict::Gap(None));
+        // After the rewind: older records are skipped, then 2000 onwards is accepted.
+        assert_eq!(p.judge(0, 1900), Verdict::Skip);
+        assert_eq!(p.judge(0, 1999), Verdict::Skip);
+        assert_eq!(p.judge(0, 2000), Verdict::Accept);
+        assert_eq!(p.judge(0, 2001), Verdict::Accept);
+        // A new partition starts where it is first read.
+        assert_eq!(p.judge(3, 17), Verdict::Accept);
+        assert_eq!(p.judge(3, 18), Verdict::Accept);
+    }
+
+    #[test]
+    fn a_gap_seen_while_reading_continuously_is_real() {
+        let mut p = Positions::new(&BTreeMap::from([(1, 100)]));
+        assert_eq!(p.judge(1, 98), Verdict::Skip);
+        assert_eq!(p.judge(1, 99), Verdict::Skip);
+        // 100 and 101 do not exist (e.g. transaction markers): accepted, not rewound.
+        assert_eq!(p.judge(1, 102), Verdict::Accept);
+        assert_eq!(p.judge(1, 103), Verdict::Accept);
+        // A later jump again asks for a rewind.
+        assert_eq!(p.judge(1, 200), Verdict::Gap(Some(0)));
+        assert_eq!(p.judge(1, 201), Verdict::Gap(None));
+    }
+}
