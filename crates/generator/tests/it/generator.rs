@@ -217,17 +217,3 @@ schema_mix = { v1 = 1 }
         assert_eq!(ev.schema_version, want, "{:?}", ev.kind());
     }
 }
-
-/// Run with `cargo test --release -p heal-generator -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing; run in release mode"]
-fn a_million_events_in_a_few_seconds() {
-    let s = clean(1, 10.0, 100_000.0);
-    let begin = std::time::Instant::now();
-    let (n, bytes) =
-        Generator::new(&s).fold((0u64, 0usize), |(n, b), m| (n + 1, b + m.payload.len()));
-    let elapsed = begin.elapsed();
-    println!("{n} events, {} MB in {elapsed:?}", bytes / 1_000_000);
-    assert!(n > 900_000);
-    assert!(elapsed.as_secs_f64() < 10.0, "{elapsed:?}");
-}
