@@ -210,18 +210,7 @@ async fn summarize(
     sent: u64,
     elapsed: Duration,
 ) -> anyhow::Result<Summary> {
-    let tables: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT 'raw_events', count(*) FROM raw_events UNION ALL
-         SELECT 'users', count(*) FROM users UNION ALL
-         SELECT 'sessions', count(*) FROM sessions UNION ALL
-         SELECT 'product_views', count(*) FROM product_views UNION ALL
-         SELECT 'cart_items', count(*) FROM cart_items UNION ALL
-         SELECT 'orders', count(*) FROM orders UNION ALL
-         SELECT 'payments', count(*) FROM payments UNION ALL
-         SELECT 'refunds', count(*) FROM refunds",
-    )
-    .fetch_all(pool)
-    .await?;
+    let tables = heal_ingest::table_counts(pool).await?;
     let reasons: Vec<(String, i64)> =
         sqlx::query_as("SELECT reason, count(*) FROM quarantine GROUP BY reason ORDER BY 2 DESC")
             .fetch_all(pool)

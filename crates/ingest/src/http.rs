@@ -185,18 +185,7 @@ async fn replay(State(ingestor): State<Arc<Ingestor>>, body: Bytes) -> Result<Re
 
 async fn status(State(ingestor): State<Arc<Ingestor>>) -> Result<Response, ApiError> {
     let pool = ingestor.pool();
-    let tables: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT 'raw_events', count(*) FROM raw_events UNION ALL
-         SELECT 'users', count(*) FROM users UNION ALL
-         SELECT 'sessions', count(*) FROM sessions UNION ALL
-         SELECT 'product_views', count(*) FROM product_views UNION ALL
-         SELECT 'cart_items', count(*) FROM cart_items UNION ALL
-         SELECT 'orders', count(*) FROM orders UNION ALL
-         SELECT 'payments', count(*) FROM payments UNION ALL
-         SELECT 'refunds', count(*) FROM refunds",
-    )
-    .fetch_all(pool)
-    .await?;
+    let tables = crate::table_counts(pool).await?;
     let quarantine: Vec<(String, String, i64)> = quarantine::summary(pool).await?;
     let offsets: Vec<(String, String, i32, i64)> = sqlx::query_as(
         "SELECT consumer_group, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3",

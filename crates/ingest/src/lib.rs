@@ -205,6 +205,22 @@ impl Ingestor {
     }
 }
 
+/// Rows in `raw_events` and each typed table, in a stable order.
+pub async fn table_counts(pool: &PgPool) -> std::result::Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT 'raw_events', count(*) FROM raw_events UNION ALL
+         SELECT 'users', count(*) FROM users UNION ALL
+         SELECT 'sessions', count(*) FROM sessions UNION ALL
+         SELECT 'product_views', count(*) FROM product_views UNION ALL
+         SELECT 'cart_items', count(*) FROM cart_items UNION ALL
+         SELECT 'orders', count(*) FROM orders UNION ALL
+         SELECT 'payments', count(*) FROM payments UNION ALL
+         SELECT 'refunds', count(*) FROM refunds",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 fn record_metrics(source: &Source, received: usize, outcome: &BatchOutcome) {
     let label = source.label().to_string();
     metrics::counter!("heal_ingest_events_received_total", "source" => label.clone())
