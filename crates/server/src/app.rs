@@ -109,6 +109,8 @@ impl App {
     /// [`App::create`] in a mode chosen by the caller.
     pub async fn create_in(config: Config, roles: &RoleSet, mode: Mode) -> anyhow::Result<App> {
         let (mode, running) = Self::check_in(&config, roles, mode)?;
+        // Install the metrics recorder before anything records.
+        crate::telemetry::prometheus();
         for r in roles.iter().filter(|r| !running.contains(r)) {
             tracing::info!(role = %r, "role not implemented yet; skipped");
         }
