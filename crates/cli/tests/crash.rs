@@ -4,6 +4,7 @@
 
 use heal_bus::{Bus, Record};
 use heal_generator::{Generator, Scenario};
+use heal_testkit::free_port;
 use heal_testkit::{Backend, TestDb};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -11,14 +12,6 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const EVENTS: f64 = 200_000.0;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn spawn_ingest(db_url: &str, kafka: &str, topic: &str, group: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_heal"))

@@ -2,33 +2,10 @@
 //! own port, talking through Kafka and sharing a real PostgreSQL server, as the Kubernetes
 //! manifests run them.
 
+use heal_testkit::{free_port, http};
 use heal_testkit::{Backend, TestDb};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
-}
 
 fn role(role: &str, db: &str, kafka: &str, group: &str, port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_heal"))
@@ -74,15 +51,28 @@ async fn generator_and_ingest_as_separate_processes() {
 
     for port in [gen_port, ingest_port] {
         wait_for("readiness", || {
-            matches!(get(port, "/readyz"), Some((200, _)))
+            matches!(http(port, "GET", "/readyz", ""), Some((200, _)))
         });
-        let (status, body) = get(port, "/healthz").unwrap();
+        let (status, body) = http(port, "GET", "/healthz", "").unwrap();
         assert_eq!(status, 200, "{body}");
     }
     // Each listener serves its own role's API only.
-    assert_eq!(get(gen_port, "/api/generator/status").unwrap().0, 200);
-    assert_eq!(get(gen_port, "/api/ingest/status").unwrap().0, 404);
-    assert_eq!(get(ingest_port, "/api/ingest/status").unwrap().0, 200);
+    assert_eq!(
+        http(gen_port, "GET", "/api/generator/status", "")
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(
+        http(gen_port, "GET", "/api/ingest/status", "").unwrap().0,
+        404
+    );
+    assert_eq!(
+        http(ingest_port, "GET", "/api/ingest/status", "")
+            .unwrap()
+            .0,
+        200
+    );
 
     // Generated events cross Kafka into PostgreSQL.
     let pool = t.pool().clone();
@@ -96,12 +86,12 @@ async fn generator_and_ingest_as_separate_processes() {
             .unwrap();
     }
     assert!(stored >= 200, "only {stored} events arrived");
-    let (_, metrics) = get(ingest_port, "/metrics").unwrap();
+    let (_, metrics) = http(ingest_port, "GET", "/metrics", "").unwrap();
     assert!(
         metrics.contains("heal_ingest_events_inserted_total"),
         "{metrics}"
     );
-    let (_, metrics) = get(gen_port, "/metrics").unwrap();
+    let (_, metrics) = http(gen_port, "GET", "/metrics", "").unwrap();
     assert!(
         metrics.contains("heal_generator_events_sent_total"),
         "{metrics}"

@@ -224,37 +224,16 @@ pub async fn ingest_all(pool: &PgPool, items: &[Incoming]) -> BatchOutcome {
     total
 }
 
-/// Stores the ground truth of a run the way the generator role does: one row per record.
+/// Stores the ground truth of a run with the product's own writer.
 pub async fn record_ground_truth(
     pool: &PgPool,
     run_id: &str,
     scenario: &str,
     truth: &[InjectionRecord],
 ) {
-    let mut tx = pool.begin().await.unwrap();
-    for (i, r) in truth.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO fault_injections (run_id, scenario, fault_index, kind, target, window_start, window_end,
-                                           rate, params, expected, affected_count, affected_event_ids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(run_id)
-        .bind(scenario)
-        .bind(i as i32)
-        .bind(r.kind.as_str())
-        .bind(&r.target)
-        .bind(r.window_start)
-        .bind(r.window_end)
-        .bind(r.rate)
-        .bind(&r.params)
-        .bind(&r.expected)
-        .bind(r.affected_count as i64)
-        .bind(serde_json::json!(r.affected_event_ids))
-        .execute(&mut *tx)
+    heal_server::generate::record_ground_truth(pool, run_id, scenario, truth)
         .await
         .unwrap();
-    }
-    tx.commit().await.unwrap();
 }
 
 #[derive(sqlx::FromRow)]
