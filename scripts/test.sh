@@ -55,6 +55,20 @@ if [ -z "${HEAL_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 
+# Test databases an interrupted earlier run left behind.
+psql "$HEAL_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'heal\_test\_%'" |
+  while read -r db; do
+    psql "$HEAL_TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null || true
+  done
+
+# The OpenLineage JSON schemas that emitted run events are validated against (kept outside the
+# repository, beside it).
+if [ -z "${HEAL_OPENLINEAGE_DIR:-}" ]; then
+  for d in "$PWD/../shared/openlineage" "$PWD/../../shared/openlineage" /work/shared/openlineage; do
+    if [ -f "$d/spec/OpenLineage.json" ]; then export HEAL_OPENLINEAGE_DIR="$d"; break; fi
+  done
+fi
+
 # tansu, a Kafka-protocol broker, built once and cached outside the checkout.
 if ! { [ -x "$TANSU" ] && "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; }; then
   log "building tansu $TANSU_VERSION (once; cached in $CACHE/tansu)"

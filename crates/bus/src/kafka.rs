@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::{Message as _, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -162,7 +163,10 @@ impl KafkaBus {
             .set("fetch.wait.max.ms", "100")
             .set("queued.max.messages.kbytes", "65536")
             .create_with_context(context)?;
-        Ok(KafkaConsumer { consumer, changed })
+        Ok(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            changed,
+        })
     }
 
     pub fn consumer(&self, group: &str, topic: &str) -> Result<KafkaConsumer> {
@@ -193,7 +197,7 @@ impl ConsumerContext for RebalanceFlag {
 }
 
 pub struct KafkaConsumer {
-    consumer: StreamConsumer<RebalanceFlag>,
+    consumer: Arc<StreamConsumer<RebalanceFlag>>,
     changed: Arc<AtomicBool>,
 }
 
@@ -236,6 +240,28 @@ impl KafkaConsumer {
 
     pub fn assignment_changed(&mut self) -> bool {
         self.changed.swap(false, Ordering::SeqCst)
+    }
+
+    /// The high watermark (offset after the last record) of every partition of `topic`
+    /// assigned to this consumer, asked of the broker.
+    pub async fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        let consumer = self.consumer.clone();
+        let topic = topic.to_string();
+        tokio::task::spawn_blocking(move || {
+            let assigned = consumer.assignment()?;
+            let mut ends = BTreeMap::new();
+            for e in assigned.elements_for_topic(&topic) {
+                let (_, high) = consumer.fetch_watermarks(
+                    &topic,
+                    e.partition(),
+                    Timeout::After(Duration::from_secs(5)),
+                )?;
+                ends.insert(e.partition(), high);
+            }
+            Ok(ends)
+        })
+        .await
+        .map_err(|_| crate::Error::Closed)?
     }
 }
 

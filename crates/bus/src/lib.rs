@@ -112,6 +112,15 @@ impl Bus {
         }
     }
 
+    /// Like [`Bus::send`], but never waits for consumers: the in-process bus drops the oldest
+    /// records of a full partition (Kafka's retention does the same on its own schedule).
+    pub async fn send_evicting(&self, topic: &str, records: Vec<Record>) -> Result<()> {
+        match self {
+            Bus::Memory(b) => b.send_evicting(topic, records).await,
+            Bus::Kafka(b) => b.send(topic, records).await,
+        }
+    }
+
     /// A consumer of `topic` for `group`, with partitions assigned as `assignment` says (the
     /// in-process bus always uses its own group logic).
     pub fn consumer_with(
@@ -191,6 +200,17 @@ impl Consumer {
                 Ok(())
             }
             Consumer::Kafka(c) => c.seek(topic, partition, offset),
+        }
+    }
+
+    /// The offset after the last record of each partition assigned to this member.
+    pub async fn end_offsets(
+        &mut self,
+        topic: &str,
+    ) -> Result<std::collections::BTreeMap<i32, i64>> {
+        match self {
+            Consumer::Memory(c) => Ok(c.end_offsets()),
+            Consumer::Kafka(c) => c.end_offsets(topic).await,
         }
     }
 

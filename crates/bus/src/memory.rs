@@ -102,6 +102,16 @@ impl MemoryBus {
 
     /// Appends records; waits while a partition is full (backpressure).
     pub async fn send(&self, topic: &str, records: Vec<Record>) -> Result<()> {
+        self.append(topic, records, false).await
+    }
+
+    /// Appends records; a full partition drops its oldest record instead of waiting (for
+    /// notifications that must never hold up their producer, as a broker's retention would).
+    pub async fn send_evicting(&self, topic: &str, records: Vec<Record>) -> Result<()> {
+        self.append(topic, records, true).await
+    }
+
+    async fn append(&self, topic: &str, records: Vec<Record>, evict: bool) -> Result<()> {
         let topic = self.topic(topic)?;
         let partitions = topic.logs.len() as i32;
         for record in records {
@@ -112,6 +122,10 @@ impl MemoryBus {
                 freed.as_mut().enable();
                 {
                     let mut log = topic.logs[p as usize].lock().expect("log lock");
+                    if evict && log.records.len() >= self.inner.capacity {
+                        log.records.pop_front();
+                        log.base += 1;
+                    }
                     if log.records.len() < self.inner.capacity {
                         let offset = log.end();
                         log.records.push_back(Arc::new(Message {
@@ -281,6 +295,20 @@ impl MemoryConsumer {
         self.refresh_assignment();
         std::mem::take(&mut self.changed)
     }
+
+    /// The offset after the last record of each assigned partition.
+    pub fn end_offsets(&mut self) -> std::collections::BTreeMap<i32, i64> {
+        self.refresh_assignment();
+        self.assigned
+            .iter()
+            .map(|p| {
+                (
+                    *p,
+                    self.topic.logs[*p as usize].lock().expect("log lock").end(),
+                )
+            })
+            .collect()
+    }
 }
 
 impl Drop for MemoryConsumer {
@@ -372,5 +400,19 @@ mod tests {
         }
         producer.await.unwrap().unwrap();
         assert_eq!(seen, 25);
+    }
+
+    #[tokio::test]
+    async fn evicting_sends_keep_the_newest_records_without_waiting() {
+        let bus = MemoryBus::with_capacity(10);
+        bus.create_topic("t", 1);
+        bus.send_evicting("t", (0..25).map(|i| rec("k", i)).collect())
+            .await
+            .unwrap();
+        assert_eq!(bus.retained("t", 0).unwrap(), 10);
+        let mut c = bus.consumer("g", "t").unwrap();
+        let batch = c.poll_batch(100, Duration::from_millis(50)).await.unwrap();
+        let offsets: Vec<i64> = batch.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, (15..25).collect::<Vec<i64>>());
     }
 }

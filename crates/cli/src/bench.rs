@@ -8,6 +8,7 @@
 //! prints events/s, the ratio to `COPY` and peak RSS, and fails when the paths did not store
 //! the same rows.
 
+mod batch;
 mod copy;
 mod embedded;
 mod events;
@@ -35,6 +36,10 @@ pub enum BenchCommand {
     /// Needs DATABASE_URL (an admin URL: fresh databases are created and dropped) and
     /// KAFKA_BOOTSTRAP_SERVERS.
     Ingest(IngestBenchArgs),
+    /// Batch engine: builds 30 simulated days (~3M events) in a fresh database on the server
+    /// (DATABASE_URL, an admin URL), then times a full recompute of every job and the
+    /// incremental run after one day of late data, and their ratio.
+    Batch(batch::BatchBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +54,7 @@ pub struct IngestBenchArgs {
 pub async fn bench(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Ingest(args) => ingest(global, args).await,
+        BenchCommand::Batch(args) => batch::run(global, args).await,
     }
 }
 

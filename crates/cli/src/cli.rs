@@ -65,6 +65,9 @@ pub enum Command {
     /// Inspect and replay events that could not be ingested.
     #[command(subcommand)]
     Quarantine(ops::QuarantineCommand),
+    /// Batch analytics jobs: run, backfill, status and run history.
+    #[command(subcommand)]
+    Batch(crate::batch::BatchCommand),
     /// Benchmarks (one command each; see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -132,6 +135,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate(args) => migrate(&cli.global, args).await,
         Command::Generate(args) => ops::generate(&cli.global, args).await,
         Command::Quarantine(cmd) => ops::quarantine(&cli.global, cmd).await,
+        Command::Batch(cmd) => crate::batch::batch(&cli.global, cmd).await,
         Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
     }
 }

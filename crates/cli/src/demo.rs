@@ -73,11 +73,13 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let started = Instant::now();
-    // Monolithic, with the ingest role only: the demo publishes the scenario itself instead
-    // of running the real-time generator.
+    // Monolithic, with the ingest and batch roles: the demo publishes the scenario itself
+    // instead of running the real-time generator, and runs the jobs once everything is in
+    // (the scheduler only catches up at start, then waits an hour).
+    config.batch.default_schedule = "every 1h".into();
     let app = heal_server::App::create_in(
         config.clone(),
-        &RoleSet::new(vec![heal_config::Role::Ingest]),
+        &RoleSet::new(vec![heal_config::Role::Ingest, heal_config::Role::Batch]),
         heal_server::Mode::Monolithic,
     )
     .await?;
@@ -116,7 +118,21 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     ingest_bar.finish();
-    let summary = summarize(&pool, &truth, sent, started.elapsed()).await?;
+    let elapsed = started.elapsed();
+    let engine = heal_batch::Engine::new(
+        pool.clone(),
+        Some(bus.clone()),
+        heal_server::batch_settings(&config),
+    )?;
+    let batch = crate::batch::run_with_progress(
+        &engine,
+        &[],
+        heal_batch::Trigger::Manual,
+        heal_batch::Selection::default(),
+        args.output,
+    )
+    .await?;
+    let summary = summarize(&pool, &truth, sent, elapsed, &batch).await?;
     let addr = addrs
         .first()
         .map(|l| l.addr.to_string())
@@ -126,7 +142,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Table => {
             println!("{}", summary.text);
             println!(
-                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /metrics, /readyz"
+                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /metrics, /readyz"
             );
         }
     }
@@ -209,6 +225,7 @@ async fn summarize(
     truth: &[InjectionRecord],
     sent: u64,
     elapsed: Duration,
+    batch: &heal_batch::Report,
 ) -> anyhow::Result<Summary> {
     let tables = heal_ingest::table_counts(pool).await?;
     let reasons: Vec<(String, i64)> =
@@ -284,6 +301,8 @@ async fn summarize(
     text.push_str(&format!(
         "Injected faults against what the platform recorded\n{f}"
     ));
+    let analytics = analytics(pool, batch).await?;
+    text.push_str(&analytics.0);
     let json = serde_json::json!({
         "events": sent,
         "seconds": elapsed.as_secs_f64(),
@@ -294,10 +313,103 @@ async fn summarize(
         "quarantine": reasons.iter().map(|(r, n)| serde_json::json!({"reason": r, "events": n})).collect::<Vec<_>>(),
         "faults": faults,
         "all_matched": all_matched,
+        "batch": analytics.1,
     });
     Ok(Summary {
         text,
         json,
         all_matched,
     })
+}
+
+/// Day, orders, gross, refunds, net, paying customers, average order value.
+type RevenueRow = (chrono::NaiveDate, i64, f64, f64, f64, i64, Option<f64>);
+/// Day, users at each of the five steps, overall conversion.
+type FunnelRow = (chrono::NaiveDate, i64, i64, i64, i64, i64, Option<f64>);
+
+/// What the batch jobs computed: a run summary, daily revenue and the funnel.
+async fn analytics(
+    pool: &sqlx::PgPool,
+    batch: &heal_batch::Report,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let mut text = String::new();
+    let jobs: std::collections::BTreeSet<&str> =
+        batch.runs.iter().map(|r| r.job.as_str()).collect();
+    text.push_str(&format!(
+        "\n\nBatch jobs (heal batch status): {} partitions of {} jobs computed, {} failed, {} waiting\n",
+        batch.runs.len(),
+        jobs.len(),
+        batch.failed(),
+        batch.waiting.len()
+    ));
+    let revenue: Vec<RevenueRow> = sqlx::query_as(
+        "SELECT day, orders, gross_revenue_usd::float8, refunds_usd::float8, net_revenue_usd::float8,
+                paying_customers, avg_order_value_usd::float8
+         FROM daily_revenue ORDER BY day",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut t = table(&[
+        "day",
+        "orders",
+        "gross USD",
+        "refunds USD",
+        "net USD",
+        "paying customers",
+        "avg order USD",
+    ]);
+    for (d, orders, gross, refunds, net, customers, aov) in &revenue {
+        t.add_row(vec![
+            d.to_string(),
+            count(*orders),
+            format!("{gross:.2}"),
+            format!("{refunds:.2}"),
+            format!("{net:.2}"),
+            count(*customers),
+            aov.map(|a| format!("{a:.2}")).unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    text.push_str(&format!("Daily revenue\n{t}\n"));
+    let funnel: Vec<FunnelRow> = sqlx::query_as(
+        "SELECT day, sessions, product_views, add_to_cart, orders, payments, overall_rate
+         FROM user_funnel ORDER BY day",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut f = table(&[
+        "day",
+        "sessions",
+        "viewed",
+        "carted",
+        "ordered",
+        "paid",
+        "conversion",
+    ]);
+    for (d, s, v, c, o, p, rate) in &funnel {
+        f.add_row(vec![
+            d.to_string(),
+            count(*s),
+            count(*v),
+            count(*c),
+            count(*o),
+            count(*p),
+            rate.map(|r| format!("{:.1}%", r * 100.0))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    text.push_str(&format!("User funnel (distinct users per step)\n{f}"));
+    let json = serde_json::json!({
+        "partitions_computed": batch.runs.len(),
+        "failed": batch.failed(),
+        "waiting": batch.waiting.len(),
+        "daily_revenue": revenue.iter().map(|(d, o, g, r, n, c, a)| serde_json::json!({
+            "day": d, "orders": o, "gross_revenue_usd": g, "refunds_usd": r, "net_revenue_usd": n,
+            "paying_customers": c, "avg_order_value_usd": a,
+        })).collect::<Vec<_>>(),
+        "user_funnel": funnel.iter().map(|(d, s, v, c, o, p, r)| serde_json::json!({
+            "day": d, "sessions": s, "product_views": v, "add_to_cart": c, "orders": o, "payments": p,
+            "overall_rate": r,
+        })).collect::<Vec<_>>(),
+    });
+    Ok((text, json))
 }

@@ -1,6 +1,7 @@
 //! `heal`: one binary for every role of the self-healing analytics platform, plus the
 //! commands operators and developers use around it.
 
+mod batch;
 mod bench;
 mod cli;
 mod demo;

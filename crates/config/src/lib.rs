@@ -12,6 +12,6 @@ mod settings;
 
 pub use role::{Role, RoleSet};
 pub use settings::{
-    Config, ConfigError, DatabaseConfig, GeneratorConfig, IngestConfig, KafkaConfig, LogFormat,
-    Neo4jConfig, RolePorts,
+    BatchConfig, Config, ConfigError, DatabaseConfig, GeneratorConfig, IngestConfig, KafkaConfig,
+    LogFormat, Neo4jConfig, RolePorts,
 };

@@ -43,6 +43,7 @@ pub struct Config {
     pub ports: RolePorts,
     pub ingest: IngestConfig,
     pub generator: GeneratorConfig,
+    pub batch: BatchConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +122,23 @@ pub struct GeneratorConfig {
     pub schema_mix: [f64; 3],
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchConfig {
+    /// Schedule of every job without its own: `every 60s` or a cron expression.
+    pub default_schedule: String,
+    /// Per-job schedules (`daily_revenue = "0 5 * * *"`).
+    pub schedules: std::collections::BTreeMap<String, String>,
+    /// Attempts per partition run, the first included.
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled before each further one.
+    pub retry_backoff_ms: u64,
+    /// Partitions computed at once.
+    pub concurrency: usize,
+    /// Real seconds slept per simulated second of an injected job delay.
+    pub delay_scale: f64,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -170,6 +188,14 @@ impl Default for Config {
                 events_per_second: 20.0,
                 seed: 1,
                 schema_mix: [0.2, 0.5, 0.3],
+            },
+            batch: BatchConfig {
+                default_schedule: "every 60s".into(),
+                schedules: Default::default(),
+                max_attempts: 3,
+                retry_backoff_ms: 2000,
+                concurrency: 2,
+                delay_scale: 1.0 / 3600.0,
             },
         }
     }
@@ -325,6 +351,27 @@ impl Config {
                 "ingest.future_tolerance_secs",
                 &self.ingest.future_tolerance_secs,
                 "must not be negative",
+            );
+        }
+        if self.batch.max_attempts == 0 || self.batch.max_attempts > 100 {
+            return bad(
+                "batch.max_attempts",
+                &self.batch.max_attempts,
+                "must be between 1 and 100",
+            );
+        }
+        if self.batch.concurrency == 0 || self.batch.concurrency > 64 {
+            return bad(
+                "batch.concurrency",
+                &self.batch.concurrency,
+                "must be between 1 and 64",
+            );
+        }
+        if !(self.batch.delay_scale >= 0.0 && self.batch.delay_scale.is_finite()) {
+            return bad(
+                "batch.delay_scale",
+                &self.batch.delay_scale,
+                "must be a number of at least 0",
             );
         }
         if !(1..=10_000).contains(&self.kafka.partitions) {

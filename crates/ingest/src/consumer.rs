@@ -10,8 +10,13 @@ use heal_bus::Consumer;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// How often the consumer compares its positions with the partitions' end offsets.
+const END_CHECK: Duration = Duration::from_secs(5);
+/// How long a partition with records left may deliver nothing before it is rewound.
+const QUIET: Duration = Duration::from_secs(10);
 
 /// Counters of a running consumer, for health and progress.
 #[derive(Debug, Default)]
@@ -44,6 +49,7 @@ pub async fn run_consumer(
     let mut stored: BTreeMap<i32, i64> = stored_offsets(ingestor.pool(), &group, &topic).await?;
     let mut positions = Positions::new(&stored);
     let mut backoff = Duration::from_millis(100);
+    let mut next_end_check = Instant::now() + END_CHECK;
     loop {
         if *shutdown.borrow() {
             break;
@@ -68,6 +74,29 @@ pub async fn run_consumer(
                 continue;
             }
         };
+        let now = Instant::now();
+        for m in &batch {
+            positions.delivered(m.partition, now);
+        }
+        if now >= next_end_check {
+            next_end_check = now + END_CHECK;
+            match consumer.end_offsets(&topic).await {
+                Ok(ends) => {
+                    for p in positions.stalled(&ends, now, QUIET) {
+                        metrics::counter!("heal_ingest_stalled_partitions_total").increment(1);
+                        tracing::warn!(
+                            partition = p,
+                            end = ends[&p],
+                            "records left but none delivered; rewinding the partition"
+                        );
+                        if let Err(e) = consumer.seek(&topic, p, 0) {
+                            tracing::warn!(partition = p, error = %e, "rewind failed; will retry");
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "end offsets unavailable"),
+            }
+        }
         // Skip what an earlier transaction already stored (redelivery after a crash), and
         // never step over records the broker did not deliver.
         let mut rewinds: BTreeMap<i32, i64> = BTreeMap::new();
@@ -102,7 +131,10 @@ pub async fn run_consumer(
         for (p, to) in &rewinds {
             metrics::counter!("heal_ingest_offset_gaps_total").increment(1);
             tracing::warn!(partition = p, expected = ?stored.get(p), rewind_to = to, "the broker skipped records; rewinding the partition");
-            consumer.seek(&topic, *p, *to)?;
+            if let Err(e) = consumer.seek(&topic, *p, *to) {
+                // The end-offset check rewinds the partition again if it stays stuck.
+                tracing::warn!(partition = p, error = %e, "rewind failed; will retry");
+            }
         }
         if items.is_empty() {
             continue;

@@ -5,8 +5,14 @@
 //! (a record-batch boundary every broker serves correctly), skipping what is stored, until the
 //! records arrive in order; a gap that persists while reading continuously from before it is
 //! real (transaction markers, compaction) and is accepted.
+//!
+//! A jump can also hide at the tail: asked for an offset inside the last record batch, the
+//! broker has no later records to answer with, so the partition looks caught up while its end
+//! offset says otherwise. `stalled` finds such partitions (records left, nothing delivered
+//! for a while) so the consumer can rewind them too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 /// What to do with one consumed record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +34,8 @@ pub(crate) struct Positions {
     before: HashSet<i32>,
     /// Records dropped since the last rewind of a partition.
     dropped: HashMap<i32, u64>,
+    /// When each partition last delivered a record (or was last rewound).
+    seen: HashMap<i32, Instant>,
 }
 
 /// Records dropped after a rewind before the rewind is asked for again.
@@ -68,6 +76,41 @@ impl Positions {
     }
 }
 
+impl Positions {
+    /// Notes that `partition` delivered records at `at`.
+    pub(crate) fn delivered(&mut self, partition: i32, at: Instant) {
+        self.seen.insert(partition, at);
+    }
+
+    /// Partitions whose end offset (`ends`) lies past the next offset they must deliver, yet
+    /// which delivered nothing for `quiet`: the broker is not serving their remaining records.
+    /// Each one returned gets another `quiet` before it can be returned again.
+    pub(crate) fn stalled(
+        &mut self,
+        ends: &BTreeMap<i32, i64>,
+        now: Instant,
+        quiet: Duration,
+    ) -> Vec<i32> {
+        let mut out = Vec::new();
+        for (p, end) in ends {
+            let Some(expected) = self.expected.get(p) else {
+                continue;
+            };
+            if end <= expected {
+                self.seen.remove(p);
+                continue;
+            }
+            let since = *self.seen.entry(*p).or_insert(now);
+            if now.duration_since(since) >= quiet {
+                self.seen.insert(*p, now);
+                self.dropped.remove(p);
+                out.push(*p);
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +142,47 @@ mod tests {
         // A later jump again asks for a rewind.
         assert_eq!(p.judge(1, 200), Verdict::Gap(Some(0)));
         assert_eq!(p.judge(1, 201), Verdict::Gap(None));
+    }
+
+    #[test]
+    fn a_partition_with_records_left_but_silent_is_stalled() {
+        let t0 = Instant::now();
+        let quiet = Duration::from_secs(10);
+        let mut p = Positions::new(&BTreeMap::from([(0, 500), (1, 300)]));
+        let ends = BTreeMap::from([(0, 500), (1, 320), (2, 40)]);
+        // Partition 0 is caught up; 2 has no known position; 1 has 20 records left. The first
+        // look only starts the clock.
+        assert_eq!(p.stalled(&ends, t0, quiet), Vec::<i32>::new());
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(9), quiet),
+            Vec::<i32>::new()
+        );
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(10), quiet),
+            vec![1]
+        );
+        // Not again before another quiet period.
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(15), quiet),
+            Vec::<i32>::new()
+        );
+        // Deliveries keep a lagging partition from counting as stalled.
+        p.delivered(1, t0 + Duration::from_secs(19));
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(25), quiet),
+            Vec::<i32>::new()
+        );
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(29), quiet),
+            vec![1]
+        );
+        // Once the records arrive in order, it is caught up.
+        for o in 300..320 {
+            assert_eq!(p.judge(1, o), Verdict::Accept);
+        }
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(60), quiet),
+            Vec::<i32>::new()
+        );
     }
 }

@@ -32,6 +32,7 @@ pub(crate) async fn write(
         .sum();
     count_repeats(tx, &prepared.accepted, &inserted).await?;
     insert_typed(tx, &fresh).await?;
+    bump_versions(tx, &fresh).await?;
     outcome.late = mark_dirty(tx, &fresh).await?;
     store_watermarks(tx, prepared).await?;
     outcome.quarantined = quarantine(tx, source, items, prepared).await?;
@@ -355,6 +356,19 @@ async fn insert_typed(tx: &mut Tx<'_>, fresh: &[&Accepted]) -> Result<(), sqlx::
             .await?;
     }
     Ok(())
+}
+
+/// Bumps the version of every (table, day) partition that received rows.
+async fn bump_versions(tx: &mut Tx<'_>, fresh: &[&Accepted]) -> Result<(), sqlx::Error> {
+    let mut changed: BTreeMap<(&'static str, NaiveDate), i64> = BTreeMap::new();
+    for a in fresh {
+        *changed
+            .entry((a.event.kind().table(), a.event.occurred_at.date_naive()))
+            .or_default() += 1;
+    }
+    let changes: Vec<(&str, NaiveDate, i64)> =
+        changed.into_iter().map(|((t, d), n)| (t, d, n)).collect();
+    heal_store::versions::bump(tx, &changes).await
 }
 
 /// Marks the (table, day) partitions of late events for recomputation; returns how many

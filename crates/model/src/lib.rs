@@ -3,6 +3,7 @@
 //! reason codes, the fault kinds of scenario files and the names of the topics.
 
 pub mod decode;
+pub mod duration;
 pub mod event;
 pub mod fault;
 pub mod money;

@@ -32,6 +32,12 @@ pub struct Listen {
     pub addr: SocketAddr,
 }
 
+struct BatchRole {
+    engine: Arc<heal_batch::Engine>,
+    schedules: Arc<heal_batch::Schedules>,
+    state: Arc<heal_batch::schedule::SchedulerState>,
+}
+
 struct IngestRole {
     ingestor: Arc<Ingestor>,
     stats: Arc<ConsumerStats>,
@@ -46,6 +52,7 @@ pub struct App {
     readiness: Arc<Readiness>,
     ingest: Option<IngestRole>,
     generator: Option<Arc<GeneratorStatus>>,
+    batch: Option<BatchRole>,
 }
 
 impl App {
@@ -74,7 +81,7 @@ impl App {
         if mode == Mode::Microservices && !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
             bail!(
-                "role(s) {} are not implemented in this build yet; available: generator, ingest",
+                "role(s) {} are not implemented in this build yet; available: generator, ingest, batch",
                 names.join(", ")
             );
         }
@@ -152,6 +159,25 @@ impl App {
         let generator = running
             .contains(&Role::Generator)
             .then(|| Arc::new(GeneratorStatus::default()));
+        let batch = if running.contains(&Role::Batch) {
+            let engine = heal_batch::Engine::new(
+                db.pool().clone(),
+                Some(bus.clone()),
+                crate::batch_settings(&config),
+            )?;
+            let schedules = heal_batch::Schedules::build(
+                &engine,
+                &config.batch.default_schedule,
+                &config.batch.schedules,
+            )?;
+            Some(BatchRole {
+                engine: Arc::new(engine),
+                schedules: Arc::new(schedules),
+                state: Arc::default(),
+            })
+        } else {
+            None
+        };
         Ok(App {
             config,
             roles: running,
@@ -161,6 +187,7 @@ impl App {
             readiness,
             ingest,
             generator,
+            batch,
         })
     }
 
@@ -222,6 +249,10 @@ impl App {
                         }),
                     )
                 }
+                None => Router::new(),
+            },
+            Role::Batch => match &self.batch {
+                Some(b) => heal_batch::http::routes(b.engine.clone(), b.schedules.clone()),
                 None => Router::new(),
             },
             _ => Router::new(),
@@ -321,6 +352,26 @@ impl App {
             tasks.spawn(async move {
                 run.await;
                 Ok(())
+            });
+        }
+        if let Some(batch) = &self.batch {
+            let running = self.readiness.component("batch-scheduler");
+            let run = heal_batch::run_scheduler(
+                batch.engine.clone(),
+                (*batch.schedules).clone(),
+                batch.state.clone(),
+                stop.clone(),
+            );
+            let fail = fail_tx.clone();
+            tasks.spawn(async move {
+                running.store(true, Ordering::SeqCst);
+                let result = run.await;
+                running.store(false, Ordering::SeqCst);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "batch scheduler failed");
+                    let _ = fail.send(true);
+                }
+                result.map_err(anyhow::Error::from)
             });
         }
         let mut bound_addrs = Vec::new();

@@ -13,5 +13,19 @@ pub use app::{App, Listen, Mode};
 pub use health::Readiness;
 
 /// Roles whose implementation exists in this build.
-pub const IMPLEMENTED_ROLES: [heal_config::Role; 2] =
-    [heal_config::Role::Generator, heal_config::Role::Ingest];
+pub const IMPLEMENTED_ROLES: [heal_config::Role; 3] = [
+    heal_config::Role::Generator,
+    heal_config::Role::Ingest,
+    heal_config::Role::Batch,
+];
+
+/// The batch engine settings a configuration asks for.
+pub fn batch_settings(config: &heal_config::Config) -> heal_batch::Settings {
+    heal_batch::Settings {
+        max_attempts: config.batch.max_attempts,
+        retry_backoff: std::time::Duration::from_millis(config.batch.retry_backoff_ms),
+        concurrency: config.batch.concurrency,
+        delay_scale: config.batch.delay_scale,
+        namespace: "heal".into(),
+    }
+}

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub use sqlx;
 
+pub mod versions;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot connect to PostgreSQL at {target}: {source}")]

@@ -20,10 +20,9 @@
 //! params = { rename = "amount", to = "amount_cents" }
 //! ```
 
-mod duration;
 mod params;
 
-pub use duration::{format_iso_duration, parse_iso_duration};
+pub use heal_model::duration::{format_iso_duration, parse_iso_duration};
 pub use params::{FaultAction, SchemaDrift};
 
 use chrono::{DateTime, Duration, Utc};

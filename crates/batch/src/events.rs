@@ -1,0 +1,188 @@
+//! What a run tells the rest of the platform: OpenLineage run events (START, COMPLETE, FAIL
+//! with job, input and output datasets, schema and row-count facets) and pipeline events
+//! (started, succeeded, failed, delayed) for failure detection.
+
+use crate::job::Job;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The `producer` of every event this build emits.
+pub const PRODUCER: &str = concat!("urn:heal:batch:", env!("CARGO_PKG_VERSION"));
+const SPEC: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
+/// Dataset namespace of the platform's PostgreSQL tables.
+pub const DATASET_NAMESPACE: &str = "postgres://heal";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RunState {
+    Start,
+    Complete,
+    Fail,
+}
+
+/// Rows each dataset of a run read or wrote, known once the run ends.
+#[derive(Debug, Clone, Default)]
+pub struct RowCounts {
+    pub read: Vec<(&'static str, i64)>,
+    pub written: Vec<(&'static str, i64)>,
+}
+
+fn facet(schema: &str, body: Value) -> Value {
+    let mut v = body;
+    v["_producer"] = json!(PRODUCER);
+    v["_schemaURL"] = json!(schema);
+    v
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn schema_facet(columns: &[&str]) -> Value {
+    facet(
+        "https://openlineage.io/spec/facets/1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet",
+        json!({ "fields": columns.iter().map(|c| json!({ "name": c })).collect::<Vec<_>>() }),
+    )
+}
+
+/// One OpenLineage run event of `job` on partition `day`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_event(
+    namespace: &str,
+    job: &Job,
+    run_id: Uuid,
+    day: NaiveDate,
+    state: RunState,
+    at: DateTime<Utc>,
+    rows: Option<&RowCounts>,
+    error: Option<&str>,
+) -> Value {
+    let start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let end = start + chrono::Duration::days(1);
+    let mut run_facets = json!({
+        "nominalTime": facet(
+            "https://openlineage.io/spec/facets/1-0-1/NominalTimeRunFacet.json#/$defs/NominalTimeRunFacet",
+            json!({ "nominalStartTime": time(start), "nominalEndTime": time(end) }),
+        ),
+    });
+    if let Some(message) = error {
+        run_facets["errorMessage"] = facet(
+            "https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet",
+            json!({ "message": message, "programmingLanguage": "SQL" }),
+        );
+    }
+    let inputs: Vec<Value> = job
+        .inputs
+        .iter()
+        .map(|i| {
+            let mut d = json!({
+                "namespace": DATASET_NAMESPACE,
+                "name": format!("public.{}", i.table),
+                "facets": { "schema": schema_facet(i.columns) },
+            });
+            if let Some(n) = rows.and_then(|r| r.read.iter().find(|(t, _)| *t == i.table)) {
+                d["inputFacets"] = json!({ "inputStatistics": facet(
+                    "https://openlineage.io/spec/facets/1-0-0/InputStatisticsInputDatasetFacet.json#/$defs/InputStatisticsInputDatasetFacet",
+                    json!({ "rowCount": n.1 }),
+                )});
+            }
+            d
+        })
+        .collect();
+    let outputs: Vec<Value> = job
+        .outputs
+        .iter()
+        .map(|o| {
+            let mut d = json!({
+                "namespace": DATASET_NAMESPACE,
+                "name": format!("public.{}", o.table),
+                "facets": { "schema": schema_facet(o.columns) },
+            });
+            if let Some(n) = rows.and_then(|r| r.written.iter().find(|(t, _)| *t == o.table)) {
+                d["outputFacets"] = json!({ "outputStatistics": facet(
+                    "https://openlineage.io/spec/facets/1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet",
+                    json!({ "rowCount": n.1 }),
+                )});
+            }
+            d
+        })
+        .collect();
+    json!({
+        "eventType": state,
+        "eventTime": time(at),
+        "producer": PRODUCER,
+        "schemaURL": SPEC,
+        "run": { "runId": run_id.to_string(), "facets": run_facets },
+        "job": {
+            "namespace": namespace,
+            "name": job.name,
+            "facets": {
+                "jobType": facet(
+                    "https://openlineage.io/spec/facets/2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet",
+                    json!({ "processingType": "BATCH", "integration": "HEAL", "jobType": "JOB" }),
+                ),
+                "documentation": facet(
+                    "https://openlineage.io/spec/facets/1-1-0/DocumentationJobFacet.json#/$defs/DocumentationJobFacet",
+                    json!({ "description": job.description }),
+                ),
+                "sql": facet(
+                    "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet",
+                    json!({ "query": job.sql_text(), "dialect": "postgres" }),
+                ),
+            },
+        },
+        "inputs": inputs,
+        "outputs": outputs,
+    })
+}
+
+/// Pipeline event statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipelineStatus {
+    Started,
+    Succeeded,
+    Failed,
+    Delayed,
+}
+
+/// A pipeline event: what failure detection consumes from `pipeline-events`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineEvent {
+    pub schema: &'static str,
+    pub event_id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub job: String,
+    pub partition: NaiveDate,
+    pub run_id: Uuid,
+    pub status: PipelineStatus,
+    pub attempt: u32,
+    pub error: Option<String>,
+    pub rows_read: Option<i64>,
+    pub rows_written: Option<i64>,
+    pub duration_ms: Option<i64>,
+    /// How late the run started because of a delay (simulated seconds).
+    pub delayed_secs: Option<f64>,
+}
+
+impl PipelineEvent {
+    pub fn new(job: &str, day: NaiveDate, run_id: Uuid, status: PipelineStatus) -> Self {
+        PipelineEvent {
+            schema: "heal.pipeline/1",
+            event_id: Uuid::new_v4(),
+            occurred_at: Utc::now(),
+            job: job.to_string(),
+            partition: day,
+            run_id,
+            status,
+            attempt: 0,
+            error: None,
+            rows_read: None,
+            rows_written: None,
+            duration_ms: None,
+            delayed_secs: None,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! What a job is: the tables and columns it reads and writes, how its inputs map onto its day
+//! partitions, and the SQL that computes one partition. The DAG, the incremental plan and the
+//! lineage events are all derived from these declarations.
+
+use serde::Serialize;
+
+/// One table a job reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct Input {
+    pub table: &'static str,
+    /// The column that places a row in a day: a `timestamptz` column, or `day` (a date) for
+    /// tables written by other jobs; empty for a reference table read whole (e.g. rates).
+    pub time_column: &'static str,
+    pub columns: &'static [&'static str],
+    /// Output day `D` reads this input's days `D ..= D + window_days` (e.g. 30 for 30-day
+    /// retention). Inputs with a window of 0 also define which days exist.
+    pub window_days: i32,
+}
+
+impl Input {
+    /// False for reference tables, which have no day partitions.
+    pub fn partitioned(&self) -> bool {
+        !self.time_column.is_empty()
+    }
+}
+
+/// One table a job writes, one day partition at a time, and the statement that fills a
+/// partition: `$1` is the day (date), `$2` its start and `$3` its end (timestamptz, UTC).
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    pub table: &'static str,
+    pub columns: &'static [&'static str],
+    #[serde(skip)]
+    pub sql: &'static str,
+}
+
+/// A declared job.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+    /// Counts rows of a partition left out, by reason: a query with the same parameters as the
+    /// output statements returning `(reason text, rows int8)`.
+    #[serde(skip)]
+    pub exclusions: Option<&'static str>,
+}
+
+impl Job {
+    /// The widest input window: how many later days an output day depends on.
+    pub fn max_window(&self) -> i32 {
+        self.inputs.iter().map(|i| i.window_days).max().unwrap_or(0)
+    }
+
+    pub fn writes(&self, table: &str) -> bool {
+        self.outputs.iter().any(|o| o.table == table)
+    }
+
+    pub fn reads(&self, table: &str) -> Option<&Input> {
+        self.inputs.iter().find(|i| i.table == table)
+    }
+
+    /// Every statement the job runs, for documentation and the OpenLineage SQL facet.
+    pub fn sql_text(&self) -> String {
+        let mut parts: Vec<&str> = self.outputs.iter().map(|o| o.sql.trim()).collect();
+        if let Some(e) = self.exclusions {
+            parts.push(e.trim());
+        }
+        parts.join(";\n\n")
+    }
+}

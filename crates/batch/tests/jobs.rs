@@ -1,0 +1,354 @@
+//! The batch engine on generated traffic, on the embedded engine and a PostgreSQL server:
+//! every job's output equals the oracle's independent computation; late data recomputes
+//! exactly the affected partitions; injected failures are retried, recorded and make
+//! downstream jobs wait.
+
+#![allow(clippy::type_complexity)]
+
+mod common;
+
+use chrono::NaiveDate;
+use common::*;
+use heal_batch::{Engine, Selection, Settings, Trigger};
+use heal_model::{EventBody, SchemaVersion};
+use heal_testkit::{backends, TestDb};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn settings() -> Settings {
+    Settings {
+        retry_backoff: Duration::from_millis(20),
+        ..Settings::default()
+    }
+}
+
+#[tokio::test]
+async fn every_job_matches_an_independent_computation() {
+    let messages = generate(21, 4.0, 3000.0);
+    let events = decoded(&messages);
+    // The data covers what the jobs must handle.
+    let currencies: BTreeSet<&str> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Order { currency, .. } => Some(currency.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(currencies.len() >= 3, "currencies {currencies:?}");
+    let versions: BTreeSet<SchemaVersion> = events.iter().map(|e| e.schema_version).collect();
+    assert_eq!(versions.len(), 3, "schema versions {versions:?}");
+    let oracle = Oracle::new(&events);
+    assert!(oracle.days().len() >= 4);
+    assert!(
+        oracle.revenue.values().any(|r| r.refunds_usd > 0.0),
+        "some refunds"
+    );
+
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        ingest(t.pool(), &messages, 0).await;
+        let engine = Engine::new(t.pool().clone(), None, settings()).unwrap();
+        let report = engine
+            .run(&[], Trigger::Manual, Selection::default())
+            .await
+            .unwrap();
+        assert_eq!(report.failed(), 0, "{backend}: {:?}", report.runs);
+        assert!(report.waiting.is_empty(), "{backend}: {:?}", report.waiting);
+        let diffs = differences(t.pool(), &oracle).await;
+        assert!(diffs.is_empty(), "{backend}: {}", diffs.join("\n"));
+
+        // Nothing changed: a second run does nothing.
+        let again = engine
+            .run(&[], Trigger::Schedule, Selection::default())
+            .await
+            .unwrap();
+        assert!(again.runs.is_empty(), "{backend}: reran {:?}", again.runs);
+        // A backfill recomputes and gives the same numbers, without double counting.
+        let days: Vec<NaiveDate> = oracle.days().into_iter().collect();
+        let backfill = engine
+            .run(
+                &[],
+                Trigger::Backfill,
+                Selection {
+                    from: Some(days[0]),
+                    to: Some(days[days.len() - 1]),
+                    force: true,
+                },
+            )
+            .await
+            .unwrap();
+        let partitions: i64 = sqlx::query_scalar("SELECT count(*) FROM job_partitions")
+            .fetch_one(t.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            backfill.runs.len() as i64,
+            partitions,
+            "{backend}: every partition recomputed"
+        );
+        assert!(backfill.runs.iter().all(|r| r.succeeded));
+        let diffs = differences(t.pool(), &oracle).await;
+        assert!(
+            diffs.is_empty(),
+            "{backend} after backfill: {}",
+            diffs.join("\n")
+        );
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn late_orders_recompute_exactly_their_day() {
+    let messages = generate(22, 3.0, 2000.0);
+    let events = decoded(&messages);
+    let late_day: NaiveDate = "2026-03-02".parse().unwrap();
+    // Hold back a tenth of that day's orders; they arrive after the first run.
+    let mut late = Vec::new();
+    let mut on_time = Vec::new();
+    let mut orders_that_day = 0;
+    for (m, e) in messages.iter().zip(&events) {
+        if matches!(e.body, EventBody::Order { .. }) && e.occurred_at.date_naive() == late_day {
+            orders_that_day += 1;
+            if orders_that_day % 4 == 0 {
+                late.push(m.clone());
+                continue;
+            }
+        }
+        on_time.push(m.clone());
+    }
+    assert!(late.len() >= 5, "{} late orders", late.len());
+    let oracle = Oracle::new(&events);
+
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        ingest(t.pool(), &on_time, 0).await;
+        let engine = Engine::new(t.pool().clone(), None, settings()).unwrap();
+        let first = engine
+            .run(&[], Trigger::Schedule, Selection::default())
+            .await
+            .unwrap();
+        assert_eq!(first.failed(), 0);
+        let before: Vec<(String, NaiveDate, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT job, day, computed_at FROM job_partitions ORDER BY job, day")
+                .fetch_all(t.pool())
+                .await
+                .unwrap();
+        let revenue_before: i64 =
+            sqlx::query_scalar("SELECT orders FROM daily_revenue WHERE day = $1")
+                .bind(late_day)
+                .fetch_one(t.pool())
+                .await
+                .unwrap();
+
+        ingest(t.pool(), &late, on_time.len() as i64).await;
+        let second = engine
+            .run(&[], Trigger::Schedule, Selection::default())
+            .await
+            .unwrap();
+        assert_eq!(second.failed(), 0);
+        let rerun: BTreeSet<(String, NaiveDate)> =
+            second.runs.iter().map(|r| (r.job.clone(), r.day)).collect();
+        let expected: BTreeSet<(String, NaiveDate)> =
+            ["stg_orders", "daily_revenue", "user_funnel"]
+                .iter()
+                .map(|j| (j.to_string(), late_day))
+                .collect();
+        assert_eq!(
+            rerun, expected,
+            "{backend}: exactly the late day of the jobs that read orders"
+        );
+
+        // Untouched partitions keep their computation time; the late day's moved on.
+        let after: Vec<(String, NaiveDate, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT job, day, computed_at FROM job_partitions ORDER BY job, day")
+                .fetch_all(t.pool())
+                .await
+                .unwrap();
+        assert_eq!(before.len(), after.len());
+        for (b, a) in before.iter().zip(&after) {
+            let recomputed = expected.contains(&(b.0.clone(), b.1));
+            assert_eq!(
+                a.2 != b.2,
+                recomputed,
+                "{backend}: {} {} recomputed={}",
+                b.0,
+                b.1,
+                a.2 != b.2
+            );
+        }
+        let runs_elsewhere: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM job_runs WHERE day <> $1 GROUP BY job, day ORDER BY count(*) DESC LIMIT 1",
+        )
+        .bind(late_day)
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+        assert_eq!(runs_elsewhere, 1, "other days ran once");
+
+        let revenue_after: i64 =
+            sqlx::query_scalar("SELECT orders FROM daily_revenue WHERE day = $1")
+                .bind(late_day)
+                .fetch_one(t.pool())
+                .await
+                .unwrap();
+        assert_eq!(revenue_after, revenue_before + late.len() as i64);
+        let diffs = differences(t.pool(), &oracle).await;
+        assert!(diffs.is_empty(), "{backend}: {}", diffs.join("\n"));
+        t.finish().await;
+    }
+}
+
+async fn inject(pool: &sqlx::PgPool, job: &str, day: &str, params: serde_json::Value) {
+    let start: chrono::DateTime<chrono::Utc> = format!("{day}T02:00:00Z").parse().unwrap();
+    sqlx::query(
+        "INSERT INTO fault_injections (run_id, scenario, fault_index, kind, target, window_start, window_end,
+                                       rate, params, expected, affected_count, affected_event_ids)
+         VALUES ('test', 'test', (SELECT count(*) FROM fault_injections), 'job_failure', $1, $2, $3, 1, $4,
+                 'pipeline_failure', 0, '[]')",
+    )
+    .bind(job)
+    .bind(start)
+    .bind(start + chrono::Duration::hours(2))
+    .bind(params)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn injected_failures_are_retried_recorded_and_block_downstream() {
+    let messages = generate(23, 3.0, 1500.0);
+    let oracle = Oracle::new(&decoded(&messages));
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        ingest(t.pool(), &messages, 0).await;
+        // One transient failure of stg_orders on day 1; stg_payments fails every attempt of
+        // the first run on day 2.
+        inject(
+            t.pool(),
+            "stg_orders",
+            "2026-03-01",
+            serde_json::json!({ "value": "executor lost", "failures": 1 }),
+        )
+        .await;
+        inject(
+            t.pool(),
+            "stg_payments",
+            "2026-03-02",
+            serde_json::json!({ "value": "out of memory" }),
+        )
+        .await;
+        let bus = heal_bus::Bus::new(None).unwrap();
+        bus.create_topics(&heal_model::topics::ALL, 1, 1)
+            .await
+            .unwrap();
+        let mut pipeline = bus
+            .consumer("test", heal_model::topics::PIPELINE_EVENTS)
+            .unwrap();
+        let engine = Engine::new(t.pool().clone(), Some(bus.clone()), settings()).unwrap();
+        let report = engine
+            .run(&[], Trigger::Schedule, Selection::default())
+            .await
+            .unwrap();
+        let day1: NaiveDate = "2026-03-01".parse().unwrap();
+        let day2: NaiveDate = "2026-03-02".parse().unwrap();
+        let run = |job: &str, day: NaiveDate| {
+            report
+                .runs
+                .iter()
+                .find(|r| r.job == job && r.day == day)
+                .cloned()
+        };
+        let retried = run("stg_orders", day1).expect("stg_orders day 1 ran");
+        assert!(retried.succeeded && retried.attempts == 2, "{retried:?}");
+        let failed = run("stg_payments", day2).expect("stg_payments day 2 ran");
+        assert!(!failed.succeeded && failed.attempts == 3, "{failed:?}");
+        assert!(failed.error.as_deref().unwrap().contains("out of memory"));
+        // Downstream of the failed partition waits instead of computing on stale inputs.
+        for job in ["daily_revenue", "user_funnel", "payment_success"] {
+            assert!(run(job, day2).is_none(), "{job} must not run on day 2");
+            assert!(
+                report
+                    .waiting
+                    .iter()
+                    .any(|w| w.job == job && w.day == day2 && w.upstream == "stg_payments"),
+                "{job} waits: {:?}",
+                report.waiting
+            );
+            assert!(
+                run(job, day1).is_some_and(|r| r.succeeded),
+                "{job} day 1 ran"
+            );
+        }
+        // Recorded in job_runs.
+        let (status, attempts, error): (String, i32, Option<String>) = sqlx::query_as(
+            "SELECT status, attempts, error FROM job_runs WHERE job = 'stg_payments' AND day = $1",
+        )
+        .bind(day2)
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+        assert_eq!((status.as_str(), attempts), ("failed", 3));
+        assert!(error
+            .unwrap()
+            .contains("injected job_failure: out of memory"));
+        // Emitted as a FAIL run event and a failed pipeline event.
+        let fail_events: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM lineage_events WHERE job_name = 'stg_payments' AND event_type = 'FAIL'
+               AND payload->'run'->'facets'->'errorMessage'->>'message' LIKE '%out of memory%'",
+        )
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+        assert_eq!(fail_events, 1);
+        let mut statuses = Vec::new();
+        loop {
+            let batch = pipeline
+                .poll_batch(1000, Duration::from_millis(100))
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+                statuses.push((
+                    v["job"].as_str().unwrap().to_string(),
+                    v["partition"].as_str().unwrap().to_string(),
+                    v["status"].as_str().unwrap().to_string(),
+                ));
+            }
+        }
+        assert!(
+            statuses.contains(&("stg_payments".into(), "2026-03-02".into(), "failed".into())),
+            "{statuses:?}"
+        );
+        assert!(statuses.contains(&("stg_orders".into(), "2026-03-01".into(), "succeeded".into())));
+
+        // The fault is spent: the next run heals the partition and downstream catches up.
+        let next = engine
+            .run(&[], Trigger::Schedule, Selection::default())
+            .await
+            .unwrap();
+        assert_eq!(next.failed(), 0, "{:?}", next.runs);
+        assert!(next.waiting.is_empty());
+        let healed: BTreeSet<&str> = next
+            .runs
+            .iter()
+            .filter(|r| r.day == day2)
+            .map(|r| r.job.as_str())
+            .collect();
+        assert_eq!(
+            healed,
+            BTreeSet::from([
+                "stg_payments",
+                "daily_revenue",
+                "user_funnel",
+                "payment_success"
+            ])
+        );
+        let diffs = differences(t.pool(), &oracle).await;
+        assert!(diffs.is_empty(), "{backend}: {}", diffs.join("\n"));
+        t.finish().await;
+    }
+}
