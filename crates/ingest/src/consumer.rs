@@ -82,13 +82,19 @@ pub async fn run_consumer(
             next_end_check = now + END_CHECK;
             match consumer.end_offsets(&topic).await {
                 Ok(ends) => {
+                    tracing::debug!(?ends, "end offsets");
                     for p in positions.stalled(&ends, now, QUIET) {
                         metrics::counter!("heal_ingest_stalled_partitions_total").increment(1);
-                        tracing::warn!(
-                            partition = p,
-                            end = ends[&p],
-                            "records left but none delivered; rewinding the partition"
-                        );
+                        let end = ends[&p];
+                        if positions.expected(p).is_some_and(|e| end > e) {
+                            tracing::warn!(
+                                partition = p,
+                                end,
+                                "records left but none delivered; rewinding the partition"
+                            );
+                        } else {
+                            tracing::info!(partition = p, end, "the broker's end offset is behind the resumed position; re-reading the partition once to check it");
+                        }
                         if let Err(e) = consumer.seek(&topic, p, 0) {
                             tracing::warn!(partition = p, error = %e, "rewind failed; will retry");
                         }

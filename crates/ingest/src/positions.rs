@@ -7,9 +7,11 @@
 //! real (transaction markers, compaction) and is accepted.
 //!
 //! A jump can also hide at the tail: asked for an offset inside the last record batch, the
-//! broker has no later records to answer with, so the partition looks caught up while its end
-//! offset says otherwise. `stalled` finds such partitions (records left, nothing delivered
-//! for a while) so the consumer can rewind them too.
+//! broker has no later records to answer with, so the partition looks caught up. `stalled`
+//! finds such partitions so the consumer can rewind them too: records left (end offset past
+//! the position) yet nothing delivered for a while; or a resumed position that the broker's end
+//! offset cannot vouch for (tansu 0.6 reports the start of the last record batch as the end),
+//! checked by one rewind before it is trusted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -36,6 +38,9 @@ pub(crate) struct Positions {
     dropped: HashMap<i32, u64>,
     /// When each partition last delivered a record (or was last rewound).
     seen: HashMap<i32, Instant>,
+    /// Partitions whose position is known good: they delivered the expected offset, or were
+    /// rewound to check it.
+    confirmed: HashSet<i32>,
 }
 
 /// Records dropped after a rewind before the rewind is asked for again.
@@ -61,6 +66,7 @@ impl Positions {
             return Verdict::Skip;
         }
         if offset == expected || self.before.contains(&partition) {
+            self.confirmed.insert(partition);
             self.expected.insert(partition, offset + 1);
             self.before.remove(&partition);
             self.dropped.remove(&partition);
@@ -77,14 +83,20 @@ impl Positions {
 }
 
 impl Positions {
+    /// The next offset `partition` must deliver, if known.
+    pub(crate) fn expected(&self, partition: i32) -> Option<i64> {
+        self.expected.get(&partition).copied()
+    }
+
     /// Notes that `partition` delivered records at `at`.
     pub(crate) fn delivered(&mut self, partition: i32, at: Instant) {
         self.seen.insert(partition, at);
     }
 
-    /// Partitions whose end offset (`ends`) lies past the next offset they must deliver, yet
-    /// which delivered nothing for `quiet`: the broker is not serving their remaining records.
-    /// Each one returned gets another `quiet` before it can be returned again.
+    /// Partitions that delivered nothing for `quiet` although their end offset (`ends`) lies
+    /// past the next offset they must deliver, or lies before it while the position is not yet
+    /// confirmed: the broker may not be serving their remaining records. Each one returned
+    /// gets another `quiet` before it can be returned again.
     pub(crate) fn stalled(
         &mut self,
         ends: &BTreeMap<i32, i64>,
@@ -96,7 +108,8 @@ impl Positions {
             let Some(expected) = self.expected.get(p) else {
                 continue;
             };
-            if end <= expected {
+            let doubtful = end < expected && !self.confirmed.contains(p);
+            if end == expected || (end < expected && !doubtful) {
                 self.seen.remove(p);
                 continue;
             }
@@ -104,6 +117,7 @@ impl Positions {
             if now.duration_since(since) >= quiet {
                 self.seen.insert(*p, now);
                 self.dropped.remove(p);
+                self.confirmed.insert(*p);
                 out.push(*p);
             }
         }
@@ -180,6 +194,31 @@ mod tests {
         for o in 300..320 {
             assert_eq!(p.judge(1, o), Verdict::Accept);
         }
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(60), quiet),
+            Vec::<i32>::new()
+        );
+    }
+
+    #[test]
+    fn an_end_offset_behind_a_resumed_position_is_checked_once() {
+        let t0 = Instant::now();
+        let quiet = Duration::from_secs(10);
+        let mut p = Positions::new(&BTreeMap::from([(4, 1583), (5, 700)]));
+        // The broker says 1352 (the start of its last batch) for a partition resumed at 1583;
+        // partition 5 delivers its expected offset, which confirms it.
+        let ends = BTreeMap::from([(4, 1352), (5, 650)]);
+        assert_eq!(p.judge(5, 700), Verdict::Accept);
+        assert_eq!(p.stalled(&ends, t0, quiet), Vec::<i32>::new());
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(10), quiet),
+            vec![4]
+        );
+        // Rewound once; afterwards the position is trusted.
+        assert_eq!(
+            p.stalled(&ends, t0 + Duration::from_secs(30), quiet),
+            Vec::<i32>::new()
+        );
         assert_eq!(
             p.stalled(&ends, t0 + Duration::from_secs(60), quiet),
             Vec::<i32>::new()
