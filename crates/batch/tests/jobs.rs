@@ -18,6 +18,7 @@ use std::time::Duration;
 fn settings() -> Settings {
     Settings {
         retry_backoff: Duration::from_millis(20),
+        delay_scale: 1e-5,
         ..Settings::default()
     }
 }
@@ -198,18 +199,19 @@ async fn late_orders_recompute_exactly_their_day() {
     }
 }
 
-async fn inject(pool: &sqlx::PgPool, job: &str, day: &str, params: serde_json::Value) {
+async fn inject(pool: &sqlx::PgPool, kind: &str, job: &str, day: &str, params: serde_json::Value) {
     let start: chrono::DateTime<chrono::Utc> = format!("{day}T02:00:00Z").parse().unwrap();
     sqlx::query(
         "INSERT INTO fault_injections (run_id, scenario, fault_index, kind, target, window_start, window_end,
                                        rate, params, expected, affected_count, affected_event_ids)
-         VALUES ('test', 'test', (SELECT count(*) FROM fault_injections), 'job_failure', $1, $2, $3, 1, $4,
+         VALUES ('test', 'test', (SELECT count(*) FROM fault_injections), $5, $1, $2, $3, 1, $4,
                  'pipeline_failure', 0, '[]')",
     )
     .bind(job)
     .bind(start)
     .bind(start + chrono::Duration::hours(2))
     .bind(params)
+    .bind(kind)
     .execute(pool)
     .await
     .unwrap();
@@ -226,6 +228,7 @@ async fn injected_failures_are_retried_recorded_and_block_downstream() {
         // the first run on day 2.
         inject(
             t.pool(),
+            "job_failure",
             "stg_orders",
             "2026-03-01",
             serde_json::json!({ "value": "executor lost", "failures": 1 }),
@@ -233,9 +236,19 @@ async fn injected_failures_are_retried_recorded_and_block_downstream() {
         .await;
         inject(
             t.pool(),
+            "job_failure",
             "stg_payments",
             "2026-03-02",
             serde_json::json!({ "value": "out of memory" }),
+        )
+        .await;
+        // user_retention starts three simulated hours late on day 1 (slept as 3 h × delay_scale).
+        inject(
+            t.pool(),
+            "job_delay",
+            "user_retention",
+            "2026-03-01",
+            serde_json::json!({ "delay": "PT3H" }),
         )
         .await;
         let bus = heal_bus::Bus::new(None).unwrap();
@@ -324,6 +337,22 @@ async fn injected_failures_are_retried_recorded_and_block_downstream() {
             "{statuses:?}"
         );
         assert!(statuses.contains(&("stg_orders".into(), "2026-03-01".into(), "succeeded".into())));
+        assert!(
+            statuses.contains(&(
+                "user_retention".into(),
+                "2026-03-01".into(),
+                "delayed".into()
+            )),
+            "{statuses:?}"
+        );
+        let delayed: f64 = sqlx::query_scalar(
+            "SELECT delayed_secs FROM job_runs WHERE job = 'user_retention' AND day = $1",
+        )
+        .bind(day1)
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+        assert_eq!(delayed, 3.0 * 3600.0);
 
         // The fault is spent: the next run heals the partition and downstream catches up.
         let next = engine
