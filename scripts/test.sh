@@ -63,9 +63,9 @@ psql "$HEAL_TEST_DATABASE_URL" -Atc "SELECT datname FROM pg_database WHERE datna
 
 # The OpenLineage JSON schemas that emitted run events are validated against (kept outside the
 # repository, beside it).
-if [ -z "${HEAL_OPENLINEAGE_DIR:-}" ]; then
+if [ -z "${HEAL_TEST_OPENLINEAGE_DIR:-}" ]; then
   for d in "$PWD/../shared/openlineage" "$PWD/../../shared/openlineage" /work/shared/openlineage; do
-    if [ -f "$d/spec/OpenLineage.json" ]; then export HEAL_OPENLINEAGE_DIR="$d"; break; fi
+    if [ -f "$d/spec/OpenLineage.json" ]; then export HEAL_TEST_OPENLINEAGE_DIR="$d"; break; fi
   done
 fi
 
@@ -74,13 +74,25 @@ if ! { [ -x "$TANSU" ] && "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSI
   log "building tansu $TANSU_VERSION (once; cached in $CACHE/tansu)"
   cargo install tansu --version "=$TANSU_VERSION" --locked --features dynostore --root "$CACHE/tansu"
 fi
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+# A broker that is still shutting down holds the port for a moment: wait for it.
+for _ in $(seq 1 100); do port_open || break; sleep 0.1; done
+if port_open; then
+  echo "port $KAFKA_PORT is taken by another process; set HEAL_TEST_KAFKA_PORT" >&2
+  exit 1
+fi
 log "starting tansu on 127.0.0.1:$KAFKA_PORT"
 "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
   --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
   --storage-engine memory://tansu/ >"$CACHE/tansu.log" 2>&1 &
 TANSU_PID=$!
 trap 'kill $TANSU_PID 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 1 50); do port_open && break; sleep 0.1; done
+if ! kill -0 "$TANSU_PID" 2>/dev/null || ! port_open; then
+  echo "tansu did not start; its log:" >&2
+  tail -n 20 "$CACHE/tansu.log" >&2
+  exit 1
+fi
 export HEAL_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 
 log "cargo fmt --check"

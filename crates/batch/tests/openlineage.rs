@@ -13,10 +13,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The OpenLineage specification folder: `HEAL_OPENLINEAGE_DIR`, or `shared/openlineage` in
+/// The OpenLineage specification folder: `HEAL_TEST_OPENLINEAGE_DIR`, or `shared/openlineage` in
 /// an ancestor of this crate.
 fn spec_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("HEAL_OPENLINEAGE_DIR") {
+    if let Ok(dir) = std::env::var("HEAL_TEST_OPENLINEAGE_DIR") {
         return PathBuf::from(dir);
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -25,7 +25,7 @@ fn spec_dir() -> PathBuf {
         .map(|a| a.join("shared/openlineage"))
         .chain([PathBuf::from("/work/shared/openlineage")])
         .find(|p| p.join("spec/OpenLineage.json").is_file())
-        .expect("the OpenLineage schemas: set HEAL_OPENLINEAGE_DIR to the folder holding spec/OpenLineage.json")
+        .expect("the OpenLineage schemas: set HEAL_TEST_OPENLINEAGE_DIR to the folder holding spec/OpenLineage.json")
 }
 
 fn read(path: &Path) -> Value {
