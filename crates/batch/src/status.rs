@@ -62,7 +62,7 @@ pub struct JobStatus {
     pub inputs: Vec<String>,
     pub outputs: Vec<String>,
     /// `fresh` (every partition up to date), `stale` (inputs changed since), `failed` (the
-    /// last run failed), `running`, or `never_run`.
+    /// last run failed), `running`, `never_run`, or `no_data` (its inputs hold nothing yet).
     pub state: String,
     pub partitions: i64,
     pub latest_partition: Option<NaiveDate>,
@@ -99,6 +99,7 @@ pub async fn jobs(engine: &Engine, schedules: Option<&Schedules>) -> Result<Vec<
         let state = match &last_run {
             Some(r) if r.status == "running" => "running",
             Some(r) if r.status == "failed" => "failed",
+            _ if partitions == 0 && pending.is_empty() => "no_data",
             _ if partitions == 0 => "never_run",
             _ if !pending.is_empty() => "stale",
             _ => "fresh",

@@ -36,6 +36,12 @@ fn every_command_has_help() {
         vec!["quarantine", "show", "--help"],
         vec!["quarantine", "replay", "--help"],
         vec!["bench", "ingest", "--help"],
+        vec!["bench", "batch", "--help"],
+        vec!["batch", "--help"],
+        vec!["batch", "run", "--help"],
+        vec!["batch", "backfill", "--help"],
+        vec!["batch", "status", "--help"],
+        vec!["batch", "runs", "--help"],
     ] {
         let o = heal(&args, &[]);
         assert!(o.status.success(), "{args:?}: {}", text(&o));
@@ -157,4 +163,136 @@ fn demo_runs_end_to_end_and_matches_the_ground_truth() {
     );
     let raw = v["tables"][0]["rows"].as_i64().unwrap();
     assert!(raw > 8000, "{v}");
+    // The batch jobs ran on what was ingested.
+    assert_eq!(v["batch"]["failed"], 0, "{v}");
+    let revenue = v["batch"]["daily_revenue"].as_array().unwrap();
+    assert_eq!(revenue.len(), 3, "{v}");
+    for day in revenue {
+        let (gross, refunds, net) = (
+            day["gross_revenue_usd"].as_f64().unwrap(),
+            day["refunds_usd"].as_f64().unwrap(),
+            day["net_revenue_usd"].as_f64().unwrap(),
+        );
+        assert!(
+            gross > 0.0 && (gross - refunds - net).abs() < 0.011,
+            "{day}"
+        );
+    }
+    assert_eq!(v["batch"]["user_funnel"].as_array().unwrap().len(), 3);
+}
+
+/// `heal batch run|status|runs|backfill` against a server database holding ingested events.
+#[tokio::test]
+async fn batch_commands_run_report_and_backfill() {
+    let Some(admin) = heal_testkit::server_url() else {
+        eprintln!("skipped: needs HEAL_TEST_DATABASE_URL");
+        return;
+    };
+    let t = heal_testkit::TestDb::new(&heal_testkit::Backend::Server(admin)).await;
+    let url = t.url().unwrap().to_string();
+    let scenario = heal_generator::Scenario::clean(
+        "cli-batch",
+        3,
+        "2026-03-01T00:00:00Z".parse().unwrap(),
+        2.0,
+        1500.0,
+    );
+    let ingestor = heal_ingest::Ingestor::new(t.pool().clone(), heal_ingest::Settings::default())
+        .await
+        .unwrap();
+    let items: Vec<heal_ingest::Incoming> = heal_generator::Generator::new(&scenario)
+        .map(|e| heal_ingest::Incoming {
+            partition: None,
+            offset: None,
+            payload: e.payload,
+            produced_at: Some(e.produced_at),
+        })
+        .collect();
+    ingestor
+        .ingest(&heal_ingest::Source::Http, items)
+        .await
+        .unwrap();
+    let env = [("DATABASE_URL", url.as_str()), ("HEAL_LOG_LEVEL", "warn")];
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", text(o));
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+    };
+
+    let run = json(&heal(&["batch", "run", "--output", "json"], &env));
+    let runs = run["runs"].as_array().unwrap();
+    assert!(runs.len() >= 12, "six jobs or more on two days: {run}");
+    assert!(runs.iter().all(|r| r["succeeded"] == true), "{run}");
+
+    let status = json(&heal(&["batch", "status", "--output", "json"], &env));
+    let jobs = status.as_array().unwrap();
+    assert_eq!(jobs.len(), 7);
+    for j in jobs {
+        // Two days hold no refunds yet.
+        let want = if j["name"] == "stg_refunds" {
+            "no_data"
+        } else {
+            "fresh"
+        };
+        assert_eq!(j["state"], want, "{status}");
+    }
+    let table = heal(&["batch", "status"], &env);
+    assert!(text(&table).contains("daily_revenue") && text(&table).contains("fresh"));
+
+    let backfill = json(&heal(
+        &[
+            "batch",
+            "backfill",
+            "--from",
+            "2026-03-02",
+            "--to",
+            "2026-03-02",
+            "--job",
+            "stg_orders",
+            "--output",
+            "json",
+        ],
+        &env,
+    ));
+    let mut rerun: Vec<String> = backfill["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["job"].as_str().unwrap(),
+                r["day"].as_str().unwrap()
+            )
+        })
+        .collect();
+    rerun.sort();
+    assert_eq!(
+        rerun,
+        [
+            "daily_revenue 2026-03-02",
+            "stg_orders 2026-03-02",
+            "user_funnel 2026-03-02"
+        ],
+        "the job and everything downstream of it, for that day"
+    );
+    let history = json(&heal(
+        &["batch", "runs", "--job", "stg_orders", "--output", "json"],
+        &env,
+    ));
+    let triggers: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers[0], "backfill", "{history}");
+    assert!(triggers[1..].iter().all(|t| *t == "manual"));
+
+    let o = heal(&["batch", "run", "no_such_job"], &env);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no_such_job"), "{}", text(&o));
+    let o = heal(&["batch", "run", "--date", "2026-13-01"], &env);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--date"), "{}", text(&o));
+    t.finish().await;
 }
