@@ -190,6 +190,21 @@ impl Engine {
             .ok_or_else(|| Error::UnknownJob(name.to_string()))
     }
 
+    /// Marks runs still `running` after `age` as failed: the process that ran them stopped
+    /// (a run that is in fact still going records its real end when it finishes). Returns how
+    /// many were marked.
+    pub async fn mark_interrupted(&self, age: Duration) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE job_runs SET status = 'failed', ended_at = now(),
+                    error = 'interrupted: the process running it stopped before it ended'
+             WHERE status = 'running' AND started_at < now() - make_interval(secs => $1)",
+        )
+        .bind(age.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Day partitions of `job` whose inputs changed since they were last computed (or every
     /// existing partition in range when `force`).
     pub async fn pending(&self, job: &str, sel: Selection) -> Result<Vec<NaiveDate>> {

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// A run still `running` this long after it started is taken as interrupted.
+const INTERRUPTED_AFTER: Duration = Duration::from_secs(3600);
+
 #[derive(Debug, Clone)]
 pub enum Schedule {
     Every(Duration),
@@ -143,6 +146,14 @@ pub async fn run_scheduler(
             .map(|(j, _)| j.clone())
             .collect();
         if !due.is_empty() {
+            match engine.mark_interrupted(INTERRUPTED_AFTER).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    runs = n,
+                    "runs left running by a stopped process marked failed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot check for interrupted runs"),
+            }
             let names: Vec<&str> = due.iter().map(String::as_str).collect();
             match engine
                 .run(&names, Trigger::Schedule, Selection::default())

@@ -378,6 +378,99 @@ async fn injected_failures_are_retried_recorded_and_block_downstream() {
         );
         let diffs = differences(t.pool(), &oracle).await;
         assert!(diffs.is_empty(), "{backend}: {}", diffs.join("\n"));
+
+        // A run left `running` by a process that died is marked failed once old enough.
+        sqlx::query(
+            "INSERT INTO job_runs (run_id, job, day, trigger, status, scheduled_at, started_at)
+             VALUES (gen_random_uuid(), 'daily_revenue', $1, 'schedule', 'running', now() - interval '2 hours',
+                     now() - interval '2 hours')",
+        )
+        .bind(day1)
+        .execute(t.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            engine
+                .mark_interrupted(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            engine
+                .mark_interrupted(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE status = 'running'")
+                .fetch_one(t.pool())
+                .await
+                .unwrap();
+        assert_eq!(running, 0);
         t.finish().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_runs_due_jobs_and_catches_up_with_new_data() {
+    let messages = generate(24, 2.0, 1000.0);
+    let half = messages.len() / 2;
+    let t = TestDb::new(&heal_testkit::Backend::Embedded).await;
+    ingest(t.pool(), &messages[..half], 0).await;
+    let engine = std::sync::Arc::new(Engine::new(t.pool().clone(), None, settings()).unwrap());
+    let schedules = heal_batch::Schedules::build(&engine, "every 1s", &Default::default()).unwrap();
+    let state = std::sync::Arc::new(heal_batch::schedule::SchedulerState::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(heal_batch::run_scheduler(
+        engine.clone(),
+        schedules,
+        state.clone(),
+        stop_rx,
+    ));
+    let fresh = |engine: std::sync::Arc<Engine>| async move {
+        for job in engine.dag().ordered().map(|j| j.name).collect::<Vec<_>>() {
+            if !engine
+                .pending(job, Selection::default())
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                return false;
+            }
+        }
+        true
+    };
+    let wait_fresh = |engine: std::sync::Arc<Engine>| async move {
+        for _ in 0..100 {
+            if fresh(engine.clone()).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    assert!(
+        wait_fresh(engine.clone()).await,
+        "the first scheduled pass computes everything"
+    );
+    // New data arrives while the scheduler runs: the next passes pick it up.
+    ingest(t.pool(), &messages[half..], half as i64).await;
+    assert!(wait_fresh(engine.clone()).await, "a later pass catches up");
+    stop_tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the scheduler stops when asked")
+        .unwrap()
+        .unwrap();
+    assert!(state.last_report.lock().unwrap().is_some());
+    let triggers: Vec<String> = sqlx::query_scalar("SELECT DISTINCT trigger FROM job_runs")
+        .fetch_all(t.pool())
+        .await
+        .unwrap();
+    assert_eq!(triggers, ["schedule"]);
+    let diffs = differences(t.pool(), &Oracle::new(&decoded(&messages))).await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    t.finish().await;
 }
