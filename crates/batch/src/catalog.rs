@@ -42,6 +42,16 @@ fn stg_orders() -> Job {
         outputs: vec![Output {
             table: "stg_orders",
             columns: &["day", "order_id", "user_id", "placed_at", "currency", "amount_minor", "amount_usd", "item_count"],
+            derives: &[
+                ("day", "TRANSFORMATION", &["orders.placed_at"]),
+                ("order_id", "IDENTITY", &["orders.order_id"]),
+                ("user_id", "IDENTITY", &["orders.user_id"]),
+                ("placed_at", "IDENTITY", &["orders.placed_at"]),
+                ("currency", "IDENTITY", &["orders.currency"]),
+                ("amount_minor", "IDENTITY", &["orders.amount_minor"]),
+                ("amount_usd", "TRANSFORMATION", &["orders.amount_minor", "orders.currency", "fx_rates.exponent", "fx_rates.usd_per_unit"]),
+                ("item_count", "IDENTITY", &["orders.item_count"]),
+            ],
             sql: "INSERT INTO stg_orders (day, order_id, user_id, placed_at, currency, amount_minor, amount_usd, item_count)
                   SELECT DISTINCT ON (o.order_id) $1::date, o.order_id, o.user_id, o.placed_at, o.currency, o.amount_minor,
                          o.amount_minor::numeric / 10::numeric ^ f.exponent * f.usd_per_unit, o.item_count
@@ -74,6 +84,19 @@ fn stg_payments() -> Job {
         outputs: vec![Output {
             table: "stg_payments",
             columns: &["day", "payment_id", "order_id", "user_id", "processed_at", "method", "status", "attempt", "currency", "amount_minor", "amount_usd"],
+            derives: &[
+                ("day", "TRANSFORMATION", &["payments.processed_at"]),
+                ("payment_id", "IDENTITY", &["payments.payment_id"]),
+                ("order_id", "IDENTITY", &["payments.order_id"]),
+                ("user_id", "IDENTITY", &["payments.user_id"]),
+                ("processed_at", "IDENTITY", &["payments.processed_at"]),
+                ("method", "IDENTITY", &["payments.method"]),
+                ("status", "IDENTITY", &["payments.status"]),
+                ("attempt", "IDENTITY", &["payments.attempt"]),
+                ("currency", "IDENTITY", &["payments.currency"]),
+                ("amount_minor", "IDENTITY", &["payments.amount_minor"]),
+                ("amount_usd", "TRANSFORMATION", &["payments.amount_minor", "payments.currency", "fx_rates.exponent", "fx_rates.usd_per_unit"]),
+            ],
             sql: "INSERT INTO stg_payments (day, payment_id, order_id, user_id, processed_at, method, status, attempt, currency, amount_minor, amount_usd)
                   SELECT DISTINCT ON (p.payment_id) $1::date, p.payment_id, p.order_id, p.user_id, p.processed_at, p.method,
                          p.status, p.attempt, p.currency, p.amount_minor,
@@ -107,6 +130,17 @@ fn stg_refunds() -> Job {
         outputs: vec![Output {
             table: "stg_refunds",
             columns: &["day", "refund_id", "payment_id", "order_id", "user_id", "refunded_at", "currency", "amount_minor", "amount_usd"],
+            derives: &[
+                ("day", "TRANSFORMATION", &["refunds.refunded_at"]),
+                ("refund_id", "IDENTITY", &["refunds.refund_id"]),
+                ("payment_id", "IDENTITY", &["refunds.payment_id"]),
+                ("order_id", "IDENTITY", &["refunds.order_id"]),
+                ("user_id", "IDENTITY", &["refunds.user_id"]),
+                ("refunded_at", "IDENTITY", &["refunds.refunded_at"]),
+                ("currency", "IDENTITY", &["refunds.currency"]),
+                ("amount_minor", "IDENTITY", &["refunds.amount_minor"]),
+                ("amount_usd", "TRANSFORMATION", &["refunds.amount_minor", "refunds.currency", "fx_rates.exponent", "fx_rates.usd_per_unit"]),
+            ],
             sql: "INSERT INTO stg_refunds (day, refund_id, payment_id, order_id, user_id, refunded_at, currency, amount_minor, amount_usd)
                   SELECT DISTINCT ON (r.refund_id) $1::date, r.refund_id, r.payment_id, r.order_id, r.user_id, r.refunded_at,
                          r.currency, r.amount_minor, r.amount_minor::numeric / 10::numeric ^ f.exponent * f.usd_per_unit
@@ -141,6 +175,16 @@ fn daily_revenue() -> Job {
             Output {
                 table: "daily_revenue",
                 columns: &["day", "orders", "order_value_usd", "avg_order_value_usd", "gross_revenue_usd", "refunds_usd", "net_revenue_usd", "paying_customers"],
+                derives: &[
+                    ("day", "IDENTITY", &["stg_orders.day"]),
+                    ("orders", "AGGREGATION", &["stg_orders.order_id"]),
+                    ("order_value_usd", "AGGREGATION", &["stg_orders.amount_usd"]),
+                    ("avg_order_value_usd", "AGGREGATION", &["stg_orders.amount_usd", "stg_orders.order_id"]),
+                    ("gross_revenue_usd", "AGGREGATION", &["stg_payments.amount_usd", "stg_payments.status"]),
+                    ("refunds_usd", "AGGREGATION", &["stg_refunds.amount_usd"]),
+                    ("net_revenue_usd", "AGGREGATION", &["stg_payments.amount_usd", "stg_payments.status", "stg_refunds.amount_usd"]),
+                    ("paying_customers", "AGGREGATION", &["stg_payments.user_id", "stg_payments.status"]),
+                ],
                 sql: "INSERT INTO daily_revenue (day, orders, order_value_usd, avg_order_value_usd, gross_revenue_usd, refunds_usd, net_revenue_usd, paying_customers)
                       SELECT $1::date, o.n, round(o.v, 2), round(o.v / nullif(o.n, 0), 2), round(p.g, 2), round(r.v, 2),
                              round(p.g - r.v, 2), p.customers
@@ -152,6 +196,16 @@ fn daily_revenue() -> Job {
             Output {
                 table: "daily_revenue_by_currency",
                 columns: &["day", "currency", "orders", "order_value_minor", "gross_revenue_minor", "refunds_minor", "net_revenue_minor", "paying_customers"],
+                derives: &[
+                    ("day", "IDENTITY", &["stg_orders.day"]),
+                    ("currency", "IDENTITY", &["stg_orders.currency", "stg_payments.currency", "stg_refunds.currency"]),
+                    ("orders", "AGGREGATION", &["stg_orders.order_id"]),
+                    ("order_value_minor", "AGGREGATION", &["stg_orders.amount_minor"]),
+                    ("gross_revenue_minor", "AGGREGATION", &["stg_payments.amount_minor", "stg_payments.status"]),
+                    ("refunds_minor", "AGGREGATION", &["stg_refunds.amount_minor"]),
+                    ("net_revenue_minor", "AGGREGATION", &["stg_payments.amount_minor", "stg_payments.status", "stg_refunds.amount_minor"]),
+                    ("paying_customers", "AGGREGATION", &["stg_payments.user_id", "stg_payments.status"]),
+                ],
                 sql: "INSERT INTO daily_revenue_by_currency (day, currency, orders, order_value_minor, gross_revenue_minor, refunds_minor, net_revenue_minor, paying_customers)
                       SELECT $1::date, c.currency, coalesce(o.n, 0), coalesce(o.v, 0), coalesce(p.g, 0), coalesce(r.v, 0),
                              coalesce(p.g, 0) - coalesce(r.v, 0), coalesce(p.customers, 0)
@@ -182,6 +236,19 @@ fn user_funnel() -> Job {
         outputs: vec![Output {
             table: "user_funnel",
             columns: &["day", "sessions", "product_views", "add_to_cart", "orders", "payments", "view_rate", "cart_rate", "order_rate", "payment_rate", "overall_rate"],
+            derives: &[
+                ("day", "TRANSFORMATION", &["sessions.started_at"]),
+                ("sessions", "AGGREGATION", &["sessions.user_id"]),
+                ("product_views", "AGGREGATION", &["sessions.user_id", "product_views.user_id"]),
+                ("add_to_cart", "AGGREGATION", &["product_views.user_id", "cart_items.user_id"]),
+                ("orders", "AGGREGATION", &["cart_items.user_id", "stg_orders.user_id"]),
+                ("payments", "AGGREGATION", &["stg_orders.user_id", "stg_payments.user_id", "stg_payments.status"]),
+                ("view_rate", "AGGREGATION", &["sessions.user_id", "product_views.user_id"]),
+                ("cart_rate", "AGGREGATION", &["product_views.user_id", "cart_items.user_id"]),
+                ("order_rate", "AGGREGATION", &["cart_items.user_id", "stg_orders.user_id"]),
+                ("payment_rate", "AGGREGATION", &["stg_orders.user_id", "stg_payments.user_id", "stg_payments.status"]),
+                ("overall_rate", "AGGREGATION", &["sessions.user_id", "stg_payments.user_id", "stg_payments.status"]),
+            ],
             sql: "INSERT INTO user_funnel (day, sessions, product_views, add_to_cart, orders, payments, view_rate, cart_rate, order_rate, payment_rate, overall_rate)
                   WITH s AS (SELECT DISTINCT user_id FROM sessions WHERE started_at >= $2 AND started_at < $3),
                        v AS (SELECT DISTINCT user_id FROM product_views
@@ -215,6 +282,16 @@ fn user_retention() -> Job {
         outputs: vec![Output {
             table: "user_retention",
             columns: &["day", "cohort_size", "active_d1", "active_d7", "active_d30", "retention_d1", "retention_d7", "retention_d30"],
+            derives: &[
+                ("day", "TRANSFORMATION", &["users.signed_up_at"]),
+                ("cohort_size", "AGGREGATION", &["users.user_id"]),
+                ("active_d1", "AGGREGATION", &["users.user_id", "sessions.user_id", "sessions.started_at"]),
+                ("active_d7", "AGGREGATION", &["users.user_id", "sessions.user_id", "sessions.started_at"]),
+                ("active_d30", "AGGREGATION", &["users.user_id", "sessions.user_id", "sessions.started_at"]),
+                ("retention_d1", "AGGREGATION", &["users.user_id", "sessions.user_id", "sessions.started_at"]),
+                ("retention_d7", "AGGREGATION", &["users.user_id", "sessions.user_id", "sessions.started_at"]),
+                ("retention_d30", "AGGREGATION", &["users.user_id", "sessions.user_id", "sessions.started_at"]),
+            ],
             sql: "INSERT INTO user_retention (day, cohort_size, active_d1, active_d7, active_d30, retention_d1, retention_d7, retention_d30)
                   WITH cohort AS (SELECT DISTINCT user_id FROM users WHERE signed_up_at >= $2 AND signed_up_at < $3),
                        act AS (SELECT s.user_id,
@@ -243,6 +320,15 @@ fn payment_success() -> Job {
         outputs: vec![Output {
             table: "payment_success",
             columns: &["day", "method", "attempts", "succeeded", "failed", "success_rate", "succeeded_usd"],
+            derives: &[
+                ("day", "IDENTITY", &["stg_payments.day"]),
+                ("method", "IDENTITY", &["stg_payments.method"]),
+                ("attempts", "AGGREGATION", &["stg_payments.method"]),
+                ("succeeded", "AGGREGATION", &["stg_payments.status"]),
+                ("failed", "AGGREGATION", &["stg_payments.status"]),
+                ("success_rate", "AGGREGATION", &["stg_payments.status"]),
+                ("succeeded_usd", "AGGREGATION", &["stg_payments.amount_usd", "stg_payments.status"]),
+            ],
             sql: "INSERT INTO payment_success (day, method, attempts, succeeded, failed, success_rate, succeeded_usd)
                   SELECT $1::date, method, count(*), count(*) FILTER (WHERE status = 'SUCCEEDED'),
                          count(*) FILTER (WHERE status <> 'SUCCEEDED'),

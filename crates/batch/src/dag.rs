@@ -17,6 +17,8 @@ pub enum DagError {
     Cycle(Vec<String>),
     #[error("two jobs are named {0}")]
     DuplicateName(String),
+    #[error("job {job}: {detail}")]
+    Lineage { job: String, detail: String },
 }
 
 #[derive(Debug, Clone)]
@@ -36,6 +38,10 @@ impl Dag {
             if !names.insert(job.name) {
                 return Err(DagError::DuplicateName(job.name.to_string()));
             }
+            job.check_lineage().map_err(|detail| DagError::Lineage {
+                job: job.name.to_string(),
+                detail,
+            })?;
             for out in &job.outputs {
                 if let Some(first) = writer.insert(out.table, i) {
                     return Err(DagError::TwoWriters {
@@ -159,6 +165,7 @@ mod tests {
             outputs: vec![Output {
                 table: writes,
                 columns: &[],
+                derives: &[],
                 sql: "",
             }],
             exclusions: None,
@@ -192,6 +199,21 @@ mod tests {
         assert_eq!(err, DagError::Cycle(vec!["a".into(), "b".into()]));
         let err = Dag::new(vec![job("a", &[], "t"), job("b", &[], "t")]).unwrap_err();
         assert!(matches!(err, DagError::TwoWriters { .. }), "{err}");
+    }
+
+    #[test]
+    fn column_lineage_must_match_the_declared_columns() {
+        let mut j = job("a", &["raw"], "out");
+        j.inputs[0].columns = &["x"];
+        j.outputs[0].columns = &["y"];
+        j.outputs[0].derives = &[("y", "IDENTITY", &["raw.z"])];
+        let err = Dag::new(vec![j.clone()]).unwrap_err();
+        assert!(err.to_string().contains("raw.z"), "{err}");
+        j.outputs[0].derives = &[];
+        let err = Dag::new(vec![j.clone()]).unwrap_err();
+        assert!(err.to_string().contains("out.y has no derivation"), "{err}");
+        j.outputs[0].derives = &[("y", "IDENTITY", &["raw.x"])];
+        assert!(Dag::new(vec![j]).is_ok());
     }
 
     #[test]

@@ -47,6 +47,29 @@ fn schema_facet(columns: &[&str]) -> Value {
     )
 }
 
+fn column_lineage_facet(derives: &[crate::job::Derivation]) -> Value {
+    let mut fields = serde_json::Map::new();
+    for (column, kind, from) in derives {
+        let inputs: Vec<Value> = from
+            .iter()
+            .filter_map(|source| source.split_once('.'))
+            .map(|(table, field)| {
+                json!({
+                    "namespace": DATASET_NAMESPACE,
+                    "name": format!("public.{table}"),
+                    "field": field,
+                    "transformations": [{ "type": "DIRECT", "subtype": kind }],
+                })
+            })
+            .collect();
+        fields.insert(column.to_string(), json!({ "inputFields": inputs }));
+    }
+    facet(
+        "https://openlineage.io/spec/facets/1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet",
+        json!({ "fields": fields }),
+    )
+}
+
 /// One OpenLineage run event of `job` on partition `day`.
 #[allow(clippy::too_many_arguments)]
 pub fn run_event(
@@ -98,7 +121,10 @@ pub fn run_event(
             let mut d = json!({
                 "namespace": DATASET_NAMESPACE,
                 "name": format!("public.{}", o.table),
-                "facets": { "schema": schema_facet(o.columns) },
+                "facets": {
+                    "schema": schema_facet(o.columns),
+                    "columnLineage": column_lineage_facet(o.derives),
+                },
             });
             if let Some(n) = rows.and_then(|r| r.written.iter().find(|(t, _)| *t == o.table)) {
                 d["outputFacets"] = json!({ "outputStatistics": facet(

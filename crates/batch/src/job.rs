@@ -24,12 +24,19 @@ impl Input {
     }
 }
 
+/// Where one output column comes from: `(column, kind, inputs)` with `kind` one of
+/// `IDENTITY` (copied), `TRANSFORMATION` (computed from the inputs row by row) or
+/// `AGGREGATION` (computed over many rows), and `inputs` as `table.column`.
+pub type Derivation = (&'static str, &'static str, &'static [&'static str]);
+
 /// One table a job writes, one day partition at a time, and the statement that fills a
 /// partition: `$1` is the day (date), `$2` its start and `$3` its end (timestamptz, UTC).
 #[derive(Debug, Clone, Serialize)]
 pub struct Output {
     pub table: &'static str,
     pub columns: &'static [&'static str],
+    /// Column-level lineage: every output column and the input columns it is made of.
+    pub derives: &'static [Derivation],
     #[serde(skip)]
     pub sql: &'static str,
 }
@@ -59,6 +66,47 @@ impl Job {
 
     pub fn reads(&self, table: &str) -> Option<&Input> {
         self.inputs.iter().find(|i| i.table == table)
+    }
+
+    /// Checks the column lineage against the declared columns: every output column is
+    /// derived, from columns the job declares it reads, in one of the known ways.
+    pub fn check_lineage(&self) -> Result<(), String> {
+        for out in &self.outputs {
+            for col in out.columns {
+                if !out.derives.iter().any(|d| d.0 == *col) {
+                    return Err(format!("{}.{col} has no derivation", out.table));
+                }
+            }
+            for (col, kind, from) in out.derives {
+                if !out.columns.contains(col) {
+                    return Err(format!(
+                        "{}.{col} is derived but not a declared column",
+                        out.table
+                    ));
+                }
+                if !matches!(*kind, "IDENTITY" | "TRANSFORMATION" | "AGGREGATION") {
+                    return Err(format!(
+                        "{}.{col}: unknown derivation kind {kind}",
+                        out.table
+                    ));
+                }
+                for source in *from {
+                    let (table, column) = source.split_once('.').ok_or_else(|| {
+                        format!("{}.{col}: {source:?} is not table.column", out.table)
+                    })?;
+                    match self.reads(table) {
+                        Some(input) if input.columns.contains(&column) => {}
+                        _ => {
+                            return Err(format!(
+                                "{}.{col} derives from {source}, which the job does not declare it reads",
+                                out.table
+                            ))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every statement the job runs, for documentation and the OpenLineage SQL facet.

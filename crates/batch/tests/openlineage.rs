@@ -179,6 +179,17 @@ async fn run_events_validate_against_the_openlineage_schemas() {
             .len()
             >= 8
     );
+    // Column-level lineage: gross revenue comes from the staged payments' USD amounts.
+    let gross = &complete["outputs"][0]["facets"]["columnLineage"]["fields"]["gross_revenue_usd"]
+        ["inputFields"];
+    assert!(
+        gross
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "public.stg_payments" && f["field"] == "amount_usd"),
+        "{gross}"
+    );
 
     // The validation can fail: a run without an id, or a facet of the wrong shape, is caught.
     let mut broken = complete.clone();
