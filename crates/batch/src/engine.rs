@@ -90,6 +90,15 @@ pub struct Waiting {
 pub struct Report {
     pub runs: Vec<RunOutcome>,
     pub waiting: Vec<Waiting>,
+    /// Partitions another worker was already running (or had just brought up to date).
+    pub skipped: Vec<Claimed>,
+}
+
+/// A partition left to the worker that holds it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Claimed {
+    pub job: String,
+    pub day: NaiveDate,
 }
 
 impl Report {
@@ -275,14 +284,28 @@ impl Engine {
                 continue;
             }
             let scheduled_at = Utc::now();
-            let outcomes: Vec<RunOutcome> = stream::iter(runnable)
-                .map(|day| self.run_partition(job, day, trigger, scheduled_at))
-                .buffer_unordered(self.settings.concurrency.max(1))
+            let outcomes: Vec<(NaiveDate, Option<RunOutcome>)> = stream::iter(runnable)
+                .map(|day| async move {
+                    (
+                        day,
+                        self.claim_and_run(job, day, trigger, scheduled_at, sel.force)
+                            .await,
+                    )
+                })
+                .buffer_unordered(self.concurrency())
                 .collect()
                 .await;
             let mut outcomes = outcomes;
-            outcomes.sort_by_key(|o| o.day);
-            report.runs.extend(outcomes);
+            outcomes.sort_by_key(|o| o.0);
+            for (day, outcome) in outcomes {
+                match outcome {
+                    Some(o) => report.runs.push(o),
+                    None => report.skipped.push(Claimed {
+                        job: job.name.to_string(),
+                        day,
+                    }),
+                }
+            }
         }
         for w in &report.waiting {
             tracing::info!(job = %w.job, day = %w.day, upstream = %w.upstream, upstream_day = %w.upstream_day, "waiting for upstream");
@@ -334,6 +357,75 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// Whether other processes may share the database (a server); the embedded engine serves
+    /// one process through a single connection.
+    fn shared(&self) -> bool {
+        self.pool.options().get_max_connections() > 1
+    }
+
+    /// Partitions run at once: each holds one connection for its claim and needs another for
+    /// its work, so the pool bounds it too.
+    fn concurrency(&self) -> usize {
+        let limit = self.settings.concurrency.max(1);
+        if self.shared() {
+            limit.min((self.pool.options().get_max_connections() as usize / 2).max(1))
+        } else {
+            limit
+        }
+    }
+
+    /// Runs one partition unless another worker holds it. On a shared database the claim is a
+    /// PostgreSQL advisory lock held by one connection for the whole run (released by the
+    /// server if this process dies); once claimed, a partition that is no longer out of date
+    /// (another worker just computed it) is left alone unless `force`.
+    async fn claim_and_run(
+        &self,
+        job: &Job,
+        day: NaiveDate,
+        trigger: Trigger,
+        scheduled_at: DateTime<Utc>,
+        force: bool,
+    ) -> Option<RunOutcome> {
+        let key = format!("{}/{day}", job.name);
+        let mut claim = None;
+        if self.shared() {
+            let mut conn = match self.pool.acquire().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(job = job.name, %day, error = %e, "cannot claim the partition; leaving it for the next run");
+                    return None;
+                }
+            };
+            let got: bool = sqlx::query_scalar(
+                "SELECT pg_try_advisory_lock(hashtext('heal-batch'), hashtext($1))",
+            )
+            .bind(&key)
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap_or(false);
+            if !got {
+                tracing::info!(job = job.name, %day, "another worker is running this partition");
+                return None;
+            }
+            claim = Some(conn);
+            if !force {
+                let sel = Selection {
+                    from: Some(day),
+                    to: Some(day),
+                    force: false,
+                };
+                let still = self.pending(job.name, sel).await.map(|d| d.contains(&day));
+                if !matches!(still, Ok(true)) {
+                    release(claim, &key).await;
+                    return None;
+                }
+            }
+        }
+        let outcome = self.run_partition(job, day, trigger, scheduled_at).await;
+        release(claim, &key).await;
+        Some(outcome)
     }
 
     /// Runs one partition with retries; records the run and emits its events.
@@ -723,6 +815,20 @@ impl Engine {
         };
         if let Err(e) = bus.send_evicting(topic, vec![record]).await {
             tracing::warn!(error = %e, topic, "cannot publish an event");
+        }
+    }
+}
+
+async fn release(claim: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>, key: &str) {
+    if let Some(mut conn) = claim {
+        let released =
+            sqlx::query("SELECT pg_advisory_unlock(hashtext('heal-batch'), hashtext($1))")
+                .bind(key)
+                .execute(&mut *conn)
+                .await;
+        if released.is_err() {
+            // The lock dies with the session: close the connection rather than return it.
+            let _ = conn.detach();
         }
     }
 }

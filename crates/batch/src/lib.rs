@@ -13,7 +13,7 @@ pub mod schedule;
 pub mod status;
 
 pub use dag::{Dag, DagError};
-pub use engine::{Engine, Report, RunOutcome, Selection, Settings, Trigger, Waiting};
+pub use engine::{Claimed, Engine, Report, RunOutcome, Selection, Settings, Trigger, Waiting};
 pub use schedule::{run_scheduler, Schedule, Schedules};
 
 #[derive(Debug, thiserror::Error)]

@@ -474,3 +474,47 @@ async fn the_scheduler_runs_due_jobs_and_catches_up_with_new_data() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
     t.finish().await;
 }
+
+/// Two workers (e.g. two replicas of the batch role) on one server database run each
+/// partition once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_partitions_without_running_one_twice() {
+    let Some(admin) = heal_testkit::server_url() else {
+        eprintln!("skipped: needs HEAL_TEST_DATABASE_URL");
+        return;
+    };
+    let messages = generate(25, 3.0, 1500.0);
+    let t = TestDb::new(&heal_testkit::Backend::Server(admin)).await;
+    ingest(t.pool(), &messages, 0).await;
+    let a = Engine::new(t.pool().clone(), None, settings()).unwrap();
+    let b = Engine::new(t.pool().clone(), None, settings()).unwrap();
+    let (ra, rb) = tokio::join!(
+        a.run(&[], Trigger::Schedule, Selection::default()),
+        b.run(&[], Trigger::Schedule, Selection::default())
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.failed() + rb.failed(), 0);
+    let runs: Vec<(String, NaiveDate, i64)> = sqlx::query_as(
+        "SELECT job, day, count(*) FROM job_runs GROUP BY job, day ORDER BY job, day",
+    )
+    .fetch_all(t.pool())
+    .await
+    .unwrap();
+    let partitions: i64 = sqlx::query_scalar("SELECT count(*) FROM job_partitions")
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+    assert_eq!(runs.len() as i64, partitions);
+    assert!(
+        runs.iter().all(|r| r.2 == 1),
+        "a partition ran twice: {runs:?}"
+    );
+    assert_eq!(
+        (ra.runs.len() + rb.runs.len()) as i64,
+        partitions,
+        "every partition was run by exactly one worker"
+    );
+    let diffs = differences(t.pool(), &Oracle::new(&decoded(&messages))).await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    t.finish().await;
+}

@@ -227,6 +227,7 @@ pub async fn run_with_progress(
         let r = engine.run(&[name], trigger, sel).await?;
         report.runs.extend(r.runs);
         report.waiting.extend(r.waiting);
+        report.skipped.extend(r.skipped);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -256,6 +257,12 @@ fn print_report(report: &Report, output: OutputFormat) -> anyhow::Result<ExitCod
                     ]);
                 }
                 println!("{t}");
+            }
+            for c in &report.skipped {
+                println!(
+                    "skipped: {} {} is being run by another worker",
+                    c.job, c.day
+                );
             }
             for w in &report.waiting {
                 println!(
