@@ -119,19 +119,27 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     ingest_bar.finish();
     let elapsed = started.elapsed();
-    let engine = heal_batch::Engine::new(
-        pool.clone(),
-        Some(bus.clone()),
-        heal_server::batch_settings(&config),
-    )?;
-    let batch = crate::batch::run_with_progress(
-        &engine,
-        &[],
-        heal_batch::Trigger::Manual,
-        heal_batch::Selection::default(),
-        args.output,
-    )
-    .await?;
+    let mut settings = heal_server::batch_settings(&config);
+    settings.retry_backoff = Duration::from_millis(200);
+    let engine = heal_batch::Engine::new(pool.clone(), Some(bus.clone()), settings)?;
+    // The first pass meets the injected job faults; a second pass (what the scheduler does on
+    // its next tick) recomputes what failed and what waited for it.
+    let mut batch = Vec::new();
+    for _ in 0..2 {
+        let pass = crate::batch::run_with_progress(
+            &engine,
+            &[],
+            heal_batch::Trigger::Schedule,
+            heal_batch::Selection::default(),
+            args.output,
+        )
+        .await?;
+        let done = pass.failed() == 0 && pass.waiting.is_empty();
+        batch.push(pass);
+        if done {
+            break;
+        }
+    }
     let summary = summarize(&pool, &truth, sent, elapsed, &batch).await?;
     let addr = addrs
         .first()
@@ -163,6 +171,35 @@ struct Summary {
     text: String,
     json: serde_json::Value,
     all_matched: bool,
+}
+
+/// Day partitions a fault window overlaps.
+fn window_days(r: &InjectionRecord) -> Vec<chrono::NaiveDate> {
+    let mut days = Vec::new();
+    let mut d = r.window_start.date_naive();
+    while d.and_hms_opt(0, 0, 0).expect("midnight").and_utc() < r.window_end {
+        days.push(d);
+        d += chrono::Duration::days(1);
+    }
+    days
+}
+
+/// For a job fault: (partitions it should hit, partitions where the batch engine recorded it).
+async fn job_fault_seen(pool: &sqlx::PgPool, r: &InjectionRecord) -> anyhow::Result<(i64, i64)> {
+    let days = window_days(r);
+    let condition = if r.kind == heal_model::FaultKind::JobFailure {
+        "status = 'failed' AND error LIKE 'injected job_failure%'"
+    } else {
+        "delayed_secs > 0"
+    };
+    let seen: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(DISTINCT day) FROM job_runs WHERE job = $1 AND day = ANY($2) AND {condition}"
+    ))
+    .bind(&r.target)
+    .bind(&days)
+    .fetch_one(pool)
+    .await?;
+    Ok((days.len() as i64, seen))
 }
 
 /// Where the injected events were found, for one ground-truth row.
@@ -225,7 +262,7 @@ async fn summarize(
     truth: &[InjectionRecord],
     sent: u64,
     elapsed: Duration,
-    batch: &heal_batch::Report,
+    batch: &[heal_batch::Report],
 ) -> anyhow::Result<Summary> {
     let tables = heal_ingest::table_counts(pool).await?;
     let reasons: Vec<(String, i64)> =
@@ -276,15 +313,20 @@ async fn summarize(
     let mut faults = Vec::new();
     let mut all_matched = true;
     for r in truth {
-        let seen = observed(pool, r).await?;
-        let matched = seen.map(|n| n == r.affected_count as i64);
+        let (affected, seen) = if r.kind.targets_job() {
+            let (want, seen) = job_fault_seen(pool, r).await?;
+            (want, Some(seen))
+        } else {
+            (r.affected_count as i64, observed(pool, r).await?)
+        };
+        let matched = seen.map(|n| n == affected);
         if matched == Some(false) {
             all_matched = false;
         }
         f.add_row(vec![
             r.kind.to_string(),
             r.target.clone(),
-            count(r.affected_count as i64),
+            count(affected),
             r.expected.clone(),
             seen.map(count).unwrap_or_else(|| "-".into()),
             match matched {
@@ -294,7 +336,7 @@ async fn summarize(
             },
         ]);
         faults.push(serde_json::json!({
-            "kind": r.kind, "target": r.target, "affected": r.affected_count,
+            "kind": r.kind, "target": r.target, "affected": affected,
             "expected": r.expected, "observed": seen, "matched": matched,
         }));
     }
@@ -330,18 +372,39 @@ type FunnelRow = (chrono::NaiveDate, i64, i64, i64, i64, i64, Option<f64>);
 /// What the batch jobs computed: a run summary, daily revenue and the funnel.
 async fn analytics(
     pool: &sqlx::PgPool,
-    batch: &heal_batch::Report,
+    passes: &[heal_batch::Report],
 ) -> anyhow::Result<(String, serde_json::Value)> {
-    let mut text = String::new();
-    let jobs: std::collections::BTreeSet<&str> =
-        batch.runs.iter().map(|r| r.job.as_str()).collect();
-    text.push_str(&format!(
-        "\n\nBatch jobs (heal batch status): {} partitions of {} jobs computed, {} failed, {} waiting\n",
-        batch.runs.len(),
-        jobs.len(),
-        batch.failed(),
-        batch.waiting.len()
-    ));
+    let mut text = String::from("\n\nBatch jobs (heal batch status, heal batch runs)\n");
+    for (i, pass) in passes.iter().enumerate() {
+        let jobs: std::collections::BTreeSet<&str> =
+            pass.runs.iter().map(|r| r.job.as_str()).collect();
+        text.push_str(&format!(
+            "pass {}: {} partitions of {} jobs computed, {} failed, {} waiting\n",
+            i + 1,
+            pass.runs.len(),
+            jobs.len(),
+            pass.failed(),
+            pass.waiting.len()
+        ));
+        for r in pass.runs.iter().filter(|r| !r.succeeded) {
+            text.push_str(&format!(
+                "  failed: {} {} after {} attempts: {}\n",
+                r.job,
+                r.day,
+                r.attempts,
+                r.error.as_deref().unwrap_or("")
+            ));
+        }
+        for r in pass.runs.iter().filter(|r| r.delayed_secs > 0.0) {
+            text.push_str(&format!(
+                "  delayed: {} {} started {:.0} simulated minutes late\n",
+                r.job,
+                r.day,
+                r.delayed_secs / 60.0
+            ));
+        }
+    }
+    let last = passes.last();
     let revenue: Vec<RevenueRow> = sqlx::query_as(
         "SELECT day, orders, gross_revenue_usd::float8, refunds_usd::float8, net_revenue_usd::float8,
                 paying_customers, avg_order_value_usd::float8
@@ -399,9 +462,13 @@ async fn analytics(
     }
     text.push_str(&format!("User funnel (distinct users per step)\n{f}"));
     let json = serde_json::json!({
-        "partitions_computed": batch.runs.len(),
-        "failed": batch.failed(),
-        "waiting": batch.waiting.len(),
+        "passes": passes.iter().map(|p| serde_json::json!({
+            "partitions_computed": p.runs.len(),
+            "failed": p.failed(),
+            "waiting": p.waiting.len(),
+        })).collect::<Vec<_>>(),
+        "failed": last.map(|p| p.failed()).unwrap_or(0),
+        "waiting": last.map(|p| p.waiting.len()).unwrap_or(0),
         "daily_revenue": revenue.iter().map(|(d, o, g, r, n, c, a)| serde_json::json!({
             "day": d, "orders": o, "gross_revenue_usd": g, "refunds_usd": r, "net_revenue_usd": n,
             "paying_customers": c, "avg_order_value_usd": a,

@@ -156,7 +156,7 @@ fn demo_runs_end_to_end_and_matches_the_ground_truth() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json summary");
     assert_eq!(v["all_matched"], true, "{v}");
     let faults = v["faults"].as_array().unwrap();
-    assert_eq!(faults.len(), 4);
+    assert_eq!(faults.len(), 6);
     assert!(
         faults.iter().all(|f| f["affected"].as_u64().unwrap() > 0),
         "{v}"
@@ -164,6 +164,10 @@ fn demo_runs_end_to_end_and_matches_the_ground_truth() {
     let raw = v["tables"][0]["rows"].as_i64().unwrap();
     assert!(raw > 8000, "{v}");
     // The batch jobs ran on what was ingested.
+    // The injected job failure failed the first pass; the second pass recomputed it.
+    let passes = v["batch"]["passes"].as_array().unwrap();
+    assert_eq!(passes.len(), 2, "{v}");
+    assert_eq!(passes[0]["failed"], 1, "{v}");
     assert_eq!(v["batch"]["failed"], 0, "{v}");
     let revenue = v["batch"]["daily_revenue"].as_array().unwrap();
     assert_eq!(revenue.len(), 3, "{v}");
