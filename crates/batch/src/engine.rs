@@ -538,6 +538,14 @@ impl Engine {
         };
         metrics::counter!("heal_batch_runs_total", "job" => job.name, "status" => status)
             .increment(1);
+        metrics::histogram!("heal_batch_partition_seconds", "job" => job.name)
+            .record((ended - started).num_milliseconds() as f64 / 1000.0);
+        if outcome.succeeded {
+            metrics::counter!("heal_batch_rows_written_total", "job" => job.name)
+                .increment(outcome.rows_written.max(0) as u64);
+            metrics::gauge!("heal_batch_last_success_timestamp_seconds", "job" => job.name)
+                .set(ended.timestamp() as f64);
+        }
         let recorded = sqlx::query(
             "UPDATE job_runs SET status = $2, attempts = $3, ended_at = $4, rows_read = $5,
                     rows_written = $6, error = $7, delayed_secs = $8
