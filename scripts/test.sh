@@ -30,8 +30,9 @@ apt_install() {
   fi
 }
 
-# Build tools for the C parts (librdkafka) and the PostgreSQL client/server.
-apt_install build-essential pkg-config postgresql postgresql-client
+# Build tools for the C parts (librdkafka), the PostgreSQL client/server, and Python's venv
+# for the deployment validators.
+apt_install build-essential pkg-config postgresql postgresql-client python3-venv
 
 if ! command -v cargo-nextest >/dev/null; then
   log "installing cargo-nextest"
@@ -103,4 +104,7 @@ log "tests (nextest: one process per test)"
 cargo nextest run --workspace --no-fail-fast
 log "doc tests"
 cargo test --workspace --doc
+log "deployment files (Dockerfile, Compose, Kubernetes, Helm) against their schemas and the binary"
+cargo build -p heal
+./scripts/validate-deploy.sh
 log "all tests passed"

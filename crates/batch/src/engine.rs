@@ -507,7 +507,7 @@ impl Engine {
                     break;
                 }
                 Err(e) => {
-                    metrics::counter!("heal_batch_attempt_failures_total", "job" => job.name)
+                    metrics::counter!("heal_batch_attempt_failures_total", "batch_job" => job.name)
                         .increment(1);
                     outcome.error = Some(e.to_string());
                     if outcome.attempts >= self.settings.max_attempts {
@@ -536,14 +536,14 @@ impl Engine {
         } else {
             "failed"
         };
-        metrics::counter!("heal_batch_runs_total", "job" => job.name, "status" => status)
+        metrics::counter!("heal_batch_runs_total", "batch_job" => job.name, "status" => status)
             .increment(1);
-        metrics::histogram!("heal_batch_partition_seconds", "job" => job.name)
+        metrics::histogram!("heal_batch_partition_seconds", "batch_job" => job.name)
             .record((ended - started).num_milliseconds() as f64 / 1000.0);
         if outcome.succeeded {
-            metrics::counter!("heal_batch_rows_written_total", "job" => job.name)
+            metrics::counter!("heal_batch_rows_written_total", "batch_job" => job.name)
                 .increment(outcome.rows_written.max(0) as u64);
-            metrics::gauge!("heal_batch_last_success_timestamp_seconds", "job" => job.name)
+            metrics::gauge!("heal_batch_last_success_timestamp_seconds", "batch_job" => job.name)
                 .set(ended.timestamp() as f64);
         }
         let recorded = sqlx::query(
