@@ -219,6 +219,21 @@ const HEAL_ALIASES: [(&str, &str); 3] = [
     ("HEAL_NEO4J_URI", "neo4j.uri"),
 ];
 
+/// Variables Kubernetes injects for every Service in the namespace (`HEAL_INGEST_PORT`,
+/// `HEAL_INGEST_SERVICE_HOST`, `HEAL_INGEST_PORT_8082_TCP_ADDR` for a Service `heal-ingest`):
+/// never settings, which are single words or use `__` between section and key.
+fn is_service_link(rest: &str) -> bool {
+    if rest.contains("__") {
+        return false;
+    }
+    rest.ends_with("_SERVICE_HOST")
+        || rest.contains("_SERVICE_PORT")
+        || rest.ends_with("_PORT")
+        || ["_TCP", "_UDP", "_SCTP"].iter().any(|p| {
+            rest.contains("_PORT_") && (rest.contains(&format!("{p}_")) || rest.ends_with(p))
+        })
+}
+
 /// Names of environment variables that hold secrets (never echoed in errors).
 fn is_secret(key: &str) -> bool {
     key.ends_with("password")
@@ -303,7 +318,10 @@ impl Config {
                 continue;
             }
             // Variables of the tooling around the binary, not settings.
-            if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "ROLES" | "CACHE") {
+            if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "ROLES" | "CACHE" | "BIN") {
+                continue;
+            }
+            if is_service_link(rest) {
                 continue;
             }
             let key = rest.to_ascii_lowercase().replace("__", ".");
@@ -533,6 +551,26 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_settings() {
+        let e = env(&[
+            ("HEAL_INGEST_PORT", "tcp://10.0.0.7:8082"),
+            ("HEAL_INGEST_SERVICE_HOST", "10.0.0.7"),
+            ("HEAL_INGEST_SERVICE_PORT", "8082"),
+            ("HEAL_INGEST_SERVICE_PORT_HTTP", "8082"),
+            ("HEAL_INGEST_PORT_8082_TCP", "tcp://10.0.0.7:8082"),
+            ("HEAL_INGEST_PORT_8082_TCP_ADDR", "10.0.0.7"),
+            ("HEAL_INGEST_PORT_8082_TCP_PORT", "8082"),
+            ("HEAL_INGEST_PORT_8082_TCP_PROTO", "tcp"),
+            ("HEAL_PORTS__INGEST", "9082"),
+        ]);
+        let c = Config::load(None, false, &e, &[]).unwrap();
+        assert_eq!(c.ports.ingest, 9082);
+        // A misspelt setting still fails.
+        let e = env(&[("HEAL_LOG_LEVL", "debug")]);
+        assert!(Config::load(None, false, &e, &[]).is_err());
     }
 
     #[test]
