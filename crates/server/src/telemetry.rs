@@ -24,10 +24,22 @@ pub fn init_logs(format: LogFormat, level: &str) {
     };
 }
 
+/// Upper bounds (seconds) of the duration histograms' buckets.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+];
+
 /// The process-wide Prometheus recorder (installed on first use).
 pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
-        let handle = PrometheusBuilder::new()
+        // Durations get real histogram buckets (aggregatable across replicas), not summaries.
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
+                &DURATION_BUCKETS,
+            )
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let handle = builder
             .install_recorder()
             .unwrap_or_else(|_| {
                 // Another recorder is installed (e.g. by a test): render from a private one.
@@ -70,6 +82,34 @@ fn describe() {
         "Events the generator published."
     );
     describe_gauge!("heal_up", "1 while the role runs, by role.");
+    describe_counter!(
+        "heal_ingest_offset_gaps_total",
+        "Times the broker skipped records and a partition was re-read."
+    );
+    describe_counter!(
+        "heal_ingest_stalled_partitions_total",
+        "Times a partition with records left delivered nothing and was re-read."
+    );
+    describe_counter!(
+        "heal_batch_runs_total",
+        "Partition runs finished, by batch_job and status."
+    );
+    describe_counter!(
+        "heal_batch_attempt_failures_total",
+        "Failed attempts of partition runs, by batch_job."
+    );
+    describe_histogram!(
+        "heal_batch_partition_seconds",
+        "Wall time of one partition run, retries included, by batch_job."
+    );
+    describe_counter!(
+        "heal_batch_rows_written_total",
+        "Rows written by successful partition runs, by batch_job."
+    );
+    describe_gauge!(
+        "heal_batch_last_success_timestamp_seconds",
+        "Unix time of the latest successful partition run, by batch_job."
+    );
     describe_histogram!(
         "heal_http_request_duration_seconds",
         "HTTP request latency, by route and status."
