@@ -14,6 +14,12 @@
 #     Compose, k8s/ and each Helm rendering; each heal container's resolved environment passes
 #     `heal run --roles <role> --check-config`; ports, Services and probes match the port the
 #     binary reports; the metrics documentation and dashboard match the sources
+#   - the k8s/ workloads live (scripts/deploy_live.py): the migration Job, then every implemented
+#     role as its own process with its container's args and resolved environment, against the
+#     PostgreSQL server and Kafka broker of HEAL_TEST_DATABASE_URL / HEAL_TEST_KAFKA (only
+#     DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS are pointed at them): readiness, liveness, the
+#     documented metrics on each role's scrape port, a clean exit on SIGTERM; the unimplemented
+#     roles must refuse to start. Needs ports 8081-8083 free.
 #
 # The tools live in a venv under ${HEAL_CACHE:-~/.cache/heal}/venv, pinned by
 # deploy/requirements-validate.txt (rebuilt when that file changes).
@@ -24,6 +30,9 @@
 #                      it as a setting and refuses to start.
 #   HEAL_CACHE         cache directory (default ~/.cache/heal)
 #   PYTHON             interpreter for the venv (default python3)
+#   HEAL_TEST_DATABASE_URL, HEAL_TEST_KAFKA
+#                      PostgreSQL admin URL and broker for the live check (scripts/test.sh sets
+#                      both); unset, the live check is skipped, or fails when CI=true
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -146,6 +155,10 @@ step "consistency with the heal binary ($HEAL_BIN_PATH)"
 step "metrics: docs/observability.md and deploy/grafana/heal.json against the sources"
 "$BIN/python" scripts/deploy_consistency.py metrics --crates crates --doc docs/observability.md \
   --dashboard deploy/grafana/heal.json
+
+step "k8s/ workloads as processes against PostgreSQL and Kafka"
+"$BIN/python" scripts/deploy_live.py --heal-bin "$HEAL_BIN_PATH" --dockerfile Dockerfile \
+  --k8s-dir k8s --doc docs/observability.md
 
 END=$(date +%s)
 printf '\nvalidate-deploy: all checks passed in %ss (tools %ss)\n' "$((END - START))" "$((TOOLS_READY - START))"

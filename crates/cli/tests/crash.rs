@@ -4,7 +4,7 @@
 
 use heal_bus::{Bus, Record};
 use heal_generator::{Generator, Scenario};
-use heal_testkit::free_port;
+use heal_testkit::{free_port, KillOnDrop};
 use heal_testkit::{Backend, TestDb};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
@@ -89,7 +89,7 @@ async fn sigkill_during_ingestion_loses_and_duplicates_nothing() {
     let mut kills = 0;
     while kills < 4 {
         let before = stored(&pool).await;
-        let mut child = spawn_ingest(&url, &kafka, &topic, &group);
+        let mut child = KillOnDrop(spawn_ingest(&url, &kafka, &topic, &group));
         let started = Instant::now();
         // Wait until it makes progress, then a random moment later, kill it.
         while stored(&pool).await == before && started.elapsed() < Duration::from_secs(60) {
@@ -113,7 +113,7 @@ async fn sigkill_during_ingestion_loses_and_duplicates_nothing() {
     );
 
     // A last run finishes the topic.
-    let mut child = spawn_ingest(&url, &kafka, &topic, &group);
+    let mut child = KillOnDrop(spawn_ingest(&url, &kafka, &topic, &group));
     let started = Instant::now();
     while stored(&pool).await < total && started.elapsed() < Duration::from_secs(300) {
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -2,7 +2,7 @@
 //! own port, talking through Kafka and sharing a real PostgreSQL server, as the Kubernetes
 //! manifests run them.
 
-use heal_testkit::{free_port, http};
+use heal_testkit::{free_port, http, KillOnDrop};
 use heal_testkit::{Backend, TestDb};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -46,8 +46,8 @@ async fn generator_and_ingest_as_separate_processes() {
     let url = t.url().unwrap().to_string();
     let group = format!("split-{}", std::process::id());
     let (gen_port, ingest_port) = (free_port(), free_port());
-    let mut generator = role("generator", &url, &kafka, &group, gen_port);
-    let mut ingest = role("ingest", &url, &kafka, &group, ingest_port);
+    let mut generator = KillOnDrop(role("generator", &url, &kafka, &group, gen_port));
+    let mut ingest = KillOnDrop(role("ingest", &url, &kafka, &group, ingest_port));
 
     for port in [gen_port, ingest_port] {
         wait_for("readiness", || {

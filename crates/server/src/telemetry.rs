@@ -39,12 +39,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
                 &DURATION_BUCKETS,
             )
             .unwrap_or_else(|_| PrometheusBuilder::new());
-        let handle = builder
-            .install_recorder()
-            .unwrap_or_else(|_| {
-                // Another recorder is installed (e.g. by a test): render from a private one.
-                PrometheusBuilder::new().build_recorder().handle()
-            });
+        let handle = builder.install_recorder().unwrap_or_else(|_| {
+            // Another recorder is installed (e.g. by a test): render from a private one.
+            PrometheusBuilder::new().build_recorder().handle()
+        });
         describe();
         handle
     })
