@@ -67,6 +67,8 @@ pub enum FaultAction {
     OrphanReference,
     JobFailure {
         message: Option<String>,
+        /// Attempts that fail before the fault is spent (default: every attempt of one run).
+        failures: Option<u32>,
     },
     JobDelay {
         delay: Duration,
@@ -134,13 +136,24 @@ impl FaultAction {
                 json!({ "field": field, "factor": factor })
             }
             FaultAction::DistributionShift { field, to } => json!({ "field": field, "to": to }),
-            FaultAction::JobFailure { message: Some(m) } => json!({ "value": m }),
+            FaultAction::JobFailure { message, failures }
+                if message.is_some() || failures.is_some() =>
+            {
+                let mut v = json!({});
+                if let Some(m) = message {
+                    v["value"] = json!(m);
+                }
+                if let Some(n) = failures {
+                    v["failures"] = json!(n);
+                }
+                v
+            }
             FaultAction::MalformedJson
             | FaultAction::EncodingCorruption
             | FaultAction::VolumeDrop
             | FaultAction::SourceOutage
             | FaultAction::OrphanReference
-            | FaultAction::JobFailure { message: None } => json!({}),
+            | FaultAction::JobFailure { .. } => json!({}),
         }
     }
 }
@@ -155,7 +168,8 @@ fn allowed(kind: FaultKind) -> &'static [&'static str] {
         | FaultKind::OrphanReference => &[],
         FaultKind::MissingField | FaultKind::NullField | FaultKind::TypeChange => &["field"],
         FaultKind::SchemaDrift => &["rename", "field", "to", "version"],
-        FaultKind::InvalidSchemaVersion | FaultKind::JobFailure => &["value"],
+        FaultKind::InvalidSchemaVersion => &["value"],
+        FaultKind::JobFailure => &["value", "failures"],
         FaultKind::DuplicateEvents => &["copies", "delay"],
         FaultKind::LateEvents | FaultKind::JobDelay => &["delay"],
         FaultKind::FutureTimestamps => &["skew"],
@@ -413,9 +427,22 @@ pub(super) fn resolve(
             FaultAction::DistributionShift { field, to }
         }
         FaultKind::OrphanReference => FaultAction::OrphanReference,
-        FaultKind::JobFailure => FaultAction::JobFailure {
-            message: p.string("value")?.map(str::to_string),
-        },
+        FaultKind::JobFailure => {
+            let failures = match p.number("failures")? {
+                None => None,
+                Some(n) if n.fract() == 0.0 && (1.0..=100.0).contains(&n) => Some(n as u32),
+                Some(_) => {
+                    return Err(p.err(
+                        "failures",
+                        "must be a whole number of failed attempts from 1 to 100",
+                    ))
+                }
+            };
+            FaultAction::JobFailure {
+                message: p.string("value")?.map(str::to_string),
+                failures,
+            }
+        }
         FaultKind::JobDelay => FaultAction::JobDelay {
             delay: p.duration("delay", Duration::hours(2))?,
         },

@@ -437,3 +437,27 @@ fn load_reports_the_path_of_a_missing_file() {
     let e = Scenario::load("/nonexistent/dir/x.toml").unwrap_err();
     assert_mentions(&e.to_string(), &["/nonexistent/dir/x.toml"]);
 }
+
+#[test]
+fn job_failures_may_say_how_many_attempts_fail() {
+    let s = parse(&with_fault(
+        r#"kind = "job_failure"
+target = "daily_revenue"
+start = "P1D"
+duration = "PT2H"
+params = { value = "executor lost", failures = 2 }"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        s.faults[0].params_json(),
+        json!({ "value": "executor lost", "failures": 2 })
+    );
+    let message = error(&with_fault(
+        r#"kind = "job_failure"
+target = "daily_revenue"
+start = "P1D"
+duration = "PT2H"
+params = { failures = 0 }"#,
+    ));
+    assert_mentions(&message, &["failures", "0"]);
+}
