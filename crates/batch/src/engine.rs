@@ -689,21 +689,31 @@ impl Engine {
         Ok(counts)
     }
 
-    /// Injected `job_failure` faults on this job whose window overlaps the day: each fails
-    /// up to `params.failures` attempts (default: every attempt of one run), then is spent.
-    async fn take_failure(&self, job: &Job, day: NaiveDate) -> Result<Option<String>> {
+    /// Injected faults of `kind` on this job whose window overlaps the day: ids and params.
+    async fn injected(
+        &self,
+        kind: &str,
+        job: &Job,
+        day: NaiveDate,
+    ) -> Result<Vec<(i64, serde_json::Value)>> {
         let (start, end) = bounds(day);
-        let faults: Vec<(i64, serde_json::Value)> = sqlx::query_as(
+        Ok(sqlx::query_as(
             "SELECT id, params FROM fault_injections
-             WHERE kind = 'job_failure' AND target = $1 AND window_start < $3 AND window_end > $2
+             WHERE kind = $1 AND target = $2 AND window_start < $4 AND window_end > $3
              ORDER BY id",
         )
+        .bind(kind)
         .bind(job.name)
         .bind(start)
         .bind(end)
         .fetch_all(&self.pool)
-        .await?;
-        for (id, params) in faults {
+        .await?)
+    }
+
+    /// Injected `job_failure` faults on this job whose window overlaps the day: each fails
+    /// up to `params.failures` attempts (default: every attempt of one run), then is spent.
+    async fn take_failure(&self, job: &Job, day: NaiveDate) -> Result<Option<String>> {
+        for (id, params) in self.injected("job_failure", job, day).await? {
             let allowed =
                 param_i64(&params, "failures").unwrap_or(self.settings.max_attempts as i64);
             let spent: Option<i32> = sqlx::query_scalar(
@@ -730,18 +740,7 @@ impl Engine {
 
     /// An injected `job_delay` on this job and day not yet applied: its simulated delay.
     async fn take_delay(&self, job: &Job, day: NaiveDate) -> Result<Option<Duration>> {
-        let (start, end) = bounds(day);
-        let faults: Vec<(i64, serde_json::Value)> = sqlx::query_as(
-            "SELECT id, params FROM fault_injections
-             WHERE kind = 'job_delay' AND target = $1 AND window_start < $3 AND window_end > $2
-             ORDER BY id",
-        )
-        .bind(job.name)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?;
-        for (id, params) in faults {
+        for (id, params) in self.injected("job_delay", job, day).await? {
             let applied: Option<bool> = sqlx::query_scalar(
                 "INSERT INTO job_fault_state (fault_id, day, delayed) VALUES ($1, $2, true)
                  ON CONFLICT (fault_id, day) DO UPDATE SET delayed = true

@@ -56,13 +56,7 @@ pub enum BatchCommand {
 
 pub async fn batch(global: &Global, cmd: BatchCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(global, &[])?;
-    let db = heal_store::Database::open(
-        config.database_url().as_deref(),
-        config.database.max_connections,
-        &config.data_dir,
-    )
-    .await?;
-    db.migrate().await?;
+    let db = crate::cli::open_database(&config).await?;
     let bus = match &config.kafka.bootstrap_servers {
         Some(servers) => Some(heal_bus::Bus::new(Some(servers))?),
         None => None,

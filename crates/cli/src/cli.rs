@@ -128,6 +128,19 @@ pub fn load_config(
     Ok(config)
 }
 
+/// The configured database (a server by URL, else the embedded engine in the data
+/// directory), migrated to this binary's schema.
+pub async fn open_database(config: &Config) -> anyhow::Result<heal_store::Database> {
+    let db = heal_store::Database::open(
+        config.database_url().as_deref(),
+        config.database.max_connections,
+        &config.data_dir,
+    )
+    .await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run(&cli.global, args).await,

@@ -64,13 +64,7 @@ pub async fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<Exi
         }
     };
     if !args.no_truth {
-        let db = heal_store::Database::open(
-            config.database_url().as_deref(),
-            config.database.max_connections,
-            &config.data_dir,
-        )
-        .await?;
-        db.migrate().await?;
+        let db = crate::cli::open_database(&config).await?;
         heal_server::generate::record_ground_truth(db.pool(), &run_id, &scenario.name, &truth)
             .await?;
         db.close().await;
@@ -162,13 +156,7 @@ pub enum QuarantineCommand {
 
 pub async fn quarantine(global: &Global, cmd: QuarantineCommand) -> anyhow::Result<ExitCode> {
     let config = load_config(global, &[])?;
-    let db = heal_store::Database::open(
-        config.database_url().as_deref(),
-        config.database.max_connections,
-        &config.data_dir,
-    )
-    .await?;
-    db.migrate().await?;
+    let db = crate::cli::open_database(&config).await?;
     let pool = db.pool().clone();
     let result = match cmd {
         QuarantineCommand::List {
