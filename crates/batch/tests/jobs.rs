@@ -15,6 +15,14 @@ use heal_testkit::{backends, TestDb};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+/// One scheduled pass over every job, as the scheduler makes it.
+async fn tick(engine: &Engine) -> heal_batch::Report {
+    engine
+        .run(&[], Trigger::Schedule, Selection::default())
+        .await
+        .unwrap()
+}
+
 fn settings() -> Settings {
     Settings {
         retry_backoff: Duration::from_millis(20),
@@ -59,10 +67,7 @@ async fn every_job_matches_an_independent_computation() {
         assert!(diffs.is_empty(), "{backend}: {}", diffs.join("\n"));
 
         // Nothing changed: a second run does nothing.
-        let again = engine
-            .run(&[], Trigger::Schedule, Selection::default())
-            .await
-            .unwrap();
+        let again = tick(&engine).await;
         assert!(again.runs.is_empty(), "{backend}: reran {:?}", again.runs);
         // A backfill recomputes and gives the same numbers, without double counting.
         let days: Vec<NaiveDate> = oracle.days().into_iter().collect();
@@ -124,10 +129,7 @@ async fn late_orders_recompute_exactly_their_day() {
         let t = TestDb::new(&backend).await;
         ingest(t.pool(), &on_time, 0).await;
         let engine = Engine::new(t.pool().clone(), None, settings()).unwrap();
-        let first = engine
-            .run(&[], Trigger::Schedule, Selection::default())
-            .await
-            .unwrap();
+        let first = tick(&engine).await;
         assert_eq!(first.failed(), 0);
         let before: Vec<(String, NaiveDate, chrono::DateTime<chrono::Utc>)> =
             sqlx::query_as("SELECT job, day, computed_at FROM job_partitions ORDER BY job, day")
@@ -142,10 +144,7 @@ async fn late_orders_recompute_exactly_their_day() {
                 .unwrap();
 
         ingest(t.pool(), &late, on_time.len() as i64).await;
-        let second = engine
-            .run(&[], Trigger::Schedule, Selection::default())
-            .await
-            .unwrap();
+        let second = tick(&engine).await;
         assert_eq!(second.failed(), 0);
         let rerun: BTreeSet<(String, NaiveDate)> =
             second.runs.iter().map(|r| (r.job.clone(), r.day)).collect();
@@ -259,10 +258,7 @@ async fn injected_failures_are_retried_recorded_and_block_downstream() {
             .consumer("test", heal_model::topics::PIPELINE_EVENTS)
             .unwrap();
         let engine = Engine::new(t.pool().clone(), Some(bus.clone()), settings()).unwrap();
-        let report = engine
-            .run(&[], Trigger::Schedule, Selection::default())
-            .await
-            .unwrap();
+        let report = tick(&engine).await;
         let day1: NaiveDate = "2026-03-01".parse().unwrap();
         let day2: NaiveDate = "2026-03-02".parse().unwrap();
         let run = |job: &str, day: NaiveDate| {
@@ -355,10 +351,7 @@ async fn injected_failures_are_retried_recorded_and_block_downstream() {
         assert_eq!(delayed, 3.0 * 3600.0);
 
         // The fault is spent: the next run heals the partition and downstream catches up.
-        let next = engine
-            .run(&[], Trigger::Schedule, Selection::default())
-            .await
-            .unwrap();
+        let next = tick(&engine).await;
         assert_eq!(next.failed(), 0, "{:?}", next.runs);
         assert!(next.waiting.is_empty());
         let healed: BTreeSet<&str> = next
