@@ -3,7 +3,7 @@
 //! analyst reads. Every statement fills exactly one day partition: `$1` day, `$2`/`$3` the
 //! day's bounds.
 
-use crate::job::{Input, Job, Output};
+use crate::job::{Input, Job, Kpi, Output};
 
 const fn input(
     table: &'static str,
@@ -70,6 +70,7 @@ fn stg_orders() -> Job {
                  WHERE o.placed_at >= $2 AND o.placed_at < $3) x
              WHERE reason IS NOT NULL GROUP BY reason",
         ),
+        kpis: &[],
     }
 }
 
@@ -116,6 +117,7 @@ fn stg_payments() -> Job {
                  WHERE p.processed_at >= $2 AND p.processed_at < $3) x
              WHERE reason IS NOT NULL GROUP BY reason",
         ),
+        kpis: &[],
     }
 }
 
@@ -159,6 +161,7 @@ fn stg_refunds() -> Job {
                  WHERE r.refunded_at >= $2 AND r.refunded_at < $3) x
              WHERE reason IS NOT NULL GROUP BY reason",
         ),
+        kpis: &[],
     }
 }
 
@@ -219,6 +222,11 @@ fn daily_revenue() -> Job {
             },
         ],
         exclusions: None,
+        kpis: &[
+            Kpi { name: "net_revenue", table: "daily_revenue", column: "net_revenue_usd", criticality: "critical", description: "Net revenue per day in USD: successful payments minus refunds." },
+            Kpi { name: "gross_revenue", table: "daily_revenue", column: "gross_revenue_usd", criticality: "high", description: "Successful payments per day in USD." },
+            Kpi { name: "average_order_value", table: "daily_revenue", column: "avg_order_value_usd", criticality: "medium", description: "Average order value per day in USD." },
+        ],
     }
 }
 
@@ -265,6 +273,7 @@ fn user_funnel() -> Job {
                   FROM n",
         }],
         exclusions: None,
+        kpis: &[Kpi { name: "conversion_rate", table: "user_funnel", column: "overall_rate", criticality: "high", description: "Share of the day's session users who paid successfully." }],
     }
 }
 
@@ -309,6 +318,7 @@ fn user_retention() -> Job {
                   FROM n",
         }],
         exclusions: None,
+        kpis: &[Kpi { name: "retention_d7", table: "user_retention", column: "retention_d7", criticality: "medium", description: "Share of a signup cohort active within 7 days." }],
     }
 }
 
@@ -337,5 +347,6 @@ fn payment_success() -> Job {
                   FROM stg_payments WHERE day = $1 GROUP BY method",
         }],
         exclusions: None,
+        kpis: &[Kpi { name: "payment_success_rate", table: "payment_success", column: "success_rate", criticality: "high", description: "Share of payment attempts that succeed, per method." }],
     }
 }

@@ -38,10 +38,12 @@ impl Dag {
             if !names.insert(job.name) {
                 return Err(DagError::DuplicateName(job.name.to_string()));
             }
-            job.check_lineage().map_err(|detail| DagError::Lineage {
-                job: job.name.to_string(),
-                detail,
-            })?;
+            job.check_lineage()
+                .and_then(|()| job.check_kpis())
+                .map_err(|detail| DagError::Lineage {
+                    job: job.name.to_string(),
+                    detail,
+                })?;
             for out in &job.outputs {
                 if let Some(first) = writer.insert(out.table, i) {
                     return Err(DagError::TwoWriters {
@@ -169,6 +171,7 @@ mod tests {
                 sql: "",
             }],
             exclusions: None,
+            kpis: &[],
         }
     }
 

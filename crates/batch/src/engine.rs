@@ -786,22 +786,28 @@ impl Engine {
             rows,
             error,
         );
-        let stored = sqlx::query(
-            "INSERT INTO lineage_events (event_time, event_type, job_namespace, job_name, run_id, payload)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(at)
-        .bind(event["eventType"].as_str().unwrap_or_default())
-        .bind(&self.settings.namespace)
-        .bind(job.name)
-        .bind(run_id)
-        .bind(&event)
-        .execute(&self.pool)
-        .await;
-        if let Err(e) = stored {
+        self.record_lineage(job.name, &event).await;
+    }
+
+    /// Declares every job to lineage with a static OpenLineage job event (stored once: a
+    /// restart that declares the same jobs again adds nothing).
+    pub async fn announce(&self) {
+        let at = Utc::now()
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc();
+        for job in self.dag.ordered() {
+            let event = events::job_event(&self.settings.namespace, job, at);
+            self.record_lineage(job.name, &event).await;
+        }
+    }
+
+    async fn record_lineage(&self, key: &str, event: &serde_json::Value) {
+        if let Err(e) = heal_store::lineage_log::record(&self.pool, "batch", event).await {
             tracing::warn!(error = %e, "cannot store a lineage event");
         }
-        self.publish(topics::LINEAGE_EVENTS, job.name, &event).await;
+        self.publish(topics::LINEAGE_EVENTS, key, event).await;
     }
 
     async fn emit_pipeline(&self, event: PipelineEvent) {

@@ -41,6 +41,18 @@ pub struct Output {
     pub sql: &'static str,
 }
 
+/// A business metric a job's output carries, which lineage shows as the end of the chain
+/// (what breaks for the business when a table upstream breaks).
+#[derive(Debug, Clone, Serialize)]
+pub struct Kpi {
+    pub name: &'static str,
+    pub table: &'static str,
+    pub column: &'static str,
+    /// `critical`, `high`, `medium` or `low`.
+    pub criticality: &'static str,
+    pub description: &'static str,
+}
+
 /// A declared job.
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
@@ -52,6 +64,8 @@ pub struct Job {
     /// output statements returning `(reason text, rows int8)`.
     #[serde(skip)]
     pub exclusions: Option<&'static str>,
+    /// The KPIs read from this job's outputs.
+    pub kpis: &'static [Kpi],
 }
 
 impl Job {
@@ -104,6 +118,29 @@ impl Job {
                         }
                     }
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the KPI declarations: each names a declared output column and a known
+    /// criticality.
+    pub fn check_kpis(&self) -> Result<(), String> {
+        for k in self.kpis {
+            match self.outputs.iter().find(|o| o.table == k.table) {
+                Some(o) if o.columns.contains(&k.column) => {}
+                _ => {
+                    return Err(format!(
+                        "KPI {}: {}.{} is not a declared output column",
+                        k.name, k.table, k.column
+                    ))
+                }
+            }
+            if !matches!(k.criticality, "critical" | "high" | "medium" | "low") {
+                return Err(format!(
+                    "KPI {}: unknown criticality {}",
+                    k.name, k.criticality
+                ));
             }
         }
         Ok(())

@@ -7,97 +7,30 @@ mod common;
 use common::*;
 use heal_batch::{Engine, Selection, Settings, Trigger};
 use heal_testkit::{Backend, TestDb};
-use jsonschema::{Resource, Validator};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The OpenLineage specification folder: `HEAL_TEST_OPENLINEAGE_DIR`, or `shared/openlineage` in
-/// an ancestor of this crate.
-fn spec_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("HEAL_TEST_OPENLINEAGE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .ancestors()
-        .map(|a| a.join("shared/openlineage"))
-        .chain([PathBuf::from("/work/shared/openlineage")])
-        .find(|p| p.join("spec/OpenLineage.json").is_file())
-        .expect("the OpenLineage schemas: set HEAL_TEST_OPENLINEAGE_DIR to the folder holding spec/OpenLineage.json")
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-struct Schemas {
-    core: Validator,
-    facets: BTreeMap<String, Validator>,
-}
+struct Schemas(heal_lineage::validate::Schemas);
 
 impl Schemas {
     fn load() -> Schemas {
-        let dir = spec_dir();
-        let core = read(&dir.join("spec/OpenLineage.json"));
-        let core_id = core["$id"].as_str().unwrap().to_string();
-        let with_core = || {
-            jsonschema::options()
-                .should_validate_formats(true)
-                .with_resource(core_id.clone(), Resource::from_contents(core.clone()))
-        };
-        let mut facets = BTreeMap::new();
-        for entry in std::fs::read_dir(dir.join("spec/facets")).unwrap() {
-            let path = entry.unwrap().path();
-            let schema = read(&path);
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            facets.insert(name, with_core().build(&schema).unwrap());
-        }
-        Schemas {
-            core: with_core().build(&core).unwrap(),
-            facets,
-        }
+        let dir = heal_testkit::openlineage_dir();
+        Schemas(heal_lineage::validate::Schemas::load(&dir).expect("the specification loads"))
     }
 
-    /// Every problem of one event: against the core schema, and each facet against the
-    /// schema its `_schemaURL` names.
+    /// Every problem of one event against the core schema and each facet's schema. Every
+    /// facet must have a schema in the specification, except the platform's own `heal` facet.
     fn problems(&self, event: &Value) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .core
-            .iter_errors(event)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
-        let mut facet_sets: Vec<&Value> = vec![&event["run"]["facets"], &event["job"]["facets"]];
-        for side in ["inputs", "outputs"] {
-            for d in event[side].as_array().into_iter().flatten() {
-                facet_sets.push(&d["facets"]);
-                facet_sets.push(&d["inputFacets"]);
-                facet_sets.push(&d["outputFacets"]);
-            }
-        }
-        for set in facet_sets {
-            for (key, facet) in set.as_object().into_iter().flatten() {
-                let url = facet["_schemaURL"].as_str().unwrap_or_default();
-                let file = url
-                    .split('#')
-                    .next()
-                    .unwrap_or_default()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or_default();
-                let Some(validator) = self.facets.get(file) else {
-                    out.push(format!("facet {key}: no schema file for {url:?}"));
-                    continue;
-                };
-                let wrapped = serde_json::json!({ key: facet });
-                out.extend(
-                    validator
-                        .iter_errors(&wrapped)
-                        .map(|e| format!("facet {key}: {e} at {}", e.instance_path())),
-                );
-            }
-        }
+        let report = self.0.check(event);
+        let mut out = report.problems;
+        out.extend(
+            report
+                .unknown
+                .into_iter()
+                .filter(|u| !u.ends_with(heal_model::openlineage::HEAL_FACET_SCHEMA))
+                .map(|u| format!("no schema for facet {u}")),
+        );
         out
     }
 }
@@ -126,6 +59,7 @@ async fn run_events_validate_against_the_openlineage_schemas() {
         },
     )
     .unwrap();
+    engine.announce().await;
     let report = engine
         .run(&[], Trigger::Schedule, Selection::default())
         .await
@@ -150,6 +84,11 @@ async fn run_events_validate_against_the_openlineage_schemas() {
     assert_eq!(kinds.get("START"), Some(&runs));
     assert_eq!(kinds.get("COMPLETE"), Some(&(runs - 1)));
     assert_eq!(kinds.get("FAIL"), Some(&1));
+    assert_eq!(
+        kinds.get("JOB"),
+        Some(&engine.dag().ordered().count()),
+        "one job event per job"
+    );
 
     // A COMPLETE event carries the datasets with their schema and row counts.
     let (_, complete) = events

@@ -13,6 +13,7 @@ mod copy;
 mod embedded;
 mod events;
 mod kafka;
+mod lineage;
 mod progress;
 mod sys;
 
@@ -40,6 +41,10 @@ pub enum BenchCommand {
     /// (DATABASE_URL, an admin URL), then times a full recompute of every job and the
     /// incremental run after one day of late data, and their ratio.
     Batch(batch::BatchBenchArgs),
+    /// Lineage queries: generates a layered DAG (100k nodes / 500k edges by default) in a fresh
+    /// database on the server (DATABASE_URL, an admin URL), then reports p50/p95 of the impact
+    /// and upstream queries at depth 5 and unbounded, next to a naive recursive CTE.
+    Lineage(lineage::LineageBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +60,7 @@ pub async fn bench(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCod
     match cmd {
         BenchCommand::Ingest(args) => ingest(global, args).await,
         BenchCommand::Batch(args) => batch::run(global, args).await,
+        BenchCommand::Lineage(args) => lineage::run(global, args).await,
     }
 }
 

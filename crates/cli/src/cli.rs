@@ -68,6 +68,10 @@ pub enum Command {
     /// Batch analytics jobs: run, backfill, status and run history.
     #[command(subcommand)]
     Batch(crate::batch::BatchCommand),
+    /// Lineage: what a table's failure affects, job dependencies, impact analysis, paths and
+    /// graph export.
+    #[command(subcommand)]
+    Lineage(crate::lineage::LineageCommand),
     /// Benchmarks (one command each; see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -149,6 +153,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Generate(args) => ops::generate(&cli.global, args).await,
         Command::Quarantine(cmd) => ops::quarantine(&cli.global, cmd).await,
         Command::Batch(cmd) => crate::batch::batch(&cli.global, cmd).await,
+        Command::Lineage(cmd) => crate::lineage::lineage(&cli.global, cmd).await,
         Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
     }
 }

@@ -5,6 +5,7 @@ mod batch;
 mod bench;
 mod cli;
 mod demo;
+mod lineage;
 mod ops;
 mod output;
 

@@ -44,6 +44,7 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub generator: GeneratorConfig,
     pub batch: BatchConfig,
+    pub lineage: LineageConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,9 +81,24 @@ pub struct KafkaConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Neo4jConfig {
+    /// `bolt://host:7687` (or `neo4j://…`): the lineage graph lives there instead of in
+    /// PostgreSQL.
     pub uri: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Database (Neo4j) or graph (FalkorDB) name; unset: the server's default.
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineageConfig {
+    /// Folder holding the official OpenLineage JSON schemas (`spec/OpenLineage.json` and
+    /// `spec/facets/*.json`). Set: posted events are validated against them as well as by the
+    /// built-in check.
+    pub openlineage_spec_dir: Option<PathBuf>,
+    /// How often the event log is projected into the graph.
+    pub project_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,6 +183,7 @@ impl Default for Config {
                 uri: None,
                 username: None,
                 password: None,
+                database: None,
             },
             ports: RolePorts {
                 generator: 8081,
@@ -196,6 +213,10 @@ impl Default for Config {
                 retry_backoff_ms: 2000,
                 concurrency: 2,
                 delay_scale: 1.0 / 3600.0,
+            },
+            lineage: LineageConfig {
+                openlineage_spec_dir: None,
+                project_interval_ms: 1000,
             },
         }
     }
@@ -391,6 +412,21 @@ impl Config {
                 &self.batch.delay_scale,
                 "must be a number of at least 0",
             );
+        }
+        if self.lineage.project_interval_ms == 0 {
+            return bad("lineage.project_interval_ms", &0, "must be at least 1");
+        }
+        if let Some(uri) = &self.neo4j.uri {
+            if !["bolt://", "neo4j://", "bolt+s://", "neo4j+s://"]
+                .iter()
+                .any(|s| uri.starts_with(s))
+            {
+                return bad(
+                    "neo4j.uri",
+                    uri,
+                    "must start with bolt:// or neo4j:// (host:port after it)",
+                );
+            }
         }
         if !(1..=10_000).contains(&self.kafka.partitions) {
             return bad(

@@ -12,6 +12,7 @@
 
 mod consumer;
 mod http;
+pub mod lineage;
 mod positions;
 mod prepare;
 pub mod quarantine;

@@ -7,6 +7,7 @@ pub mod duration;
 pub mod event;
 pub mod fault;
 pub mod money;
+pub mod openlineage;
 pub mod topics;
 pub mod wire;
 

@@ -38,6 +38,11 @@ struct BatchRole {
     state: Arc<heal_batch::schedule::SchedulerState>,
 }
 
+struct LineageRole {
+    service: Arc<heal_lineage::Lineage>,
+    interval: std::time::Duration,
+}
+
 struct IngestRole {
     ingestor: Arc<Ingestor>,
     stats: Arc<ConsumerStats>,
@@ -53,6 +58,7 @@ pub struct App {
     ingest: Option<IngestRole>,
     generator: Option<Arc<GeneratorStatus>>,
     batch: Option<BatchRole>,
+    lineage: Option<LineageRole>,
 }
 
 impl App {
@@ -80,9 +86,11 @@ impl App {
             .collect();
         if mode == Mode::Microservices && !missing.is_empty() {
             let names: Vec<&str> = missing.iter().map(|r| r.as_str()).collect();
+            let available: Vec<&str> = IMPLEMENTED_ROLES.iter().map(|r| r.as_str()).collect();
             bail!(
-                "role(s) {} are not implemented in this build yet; available: generator, ingest, batch",
-                names.join(", ")
+                "role(s) {} are not implemented in this build yet; available: {}",
+                names.join(", "),
+                available.join(", ")
             );
         }
         if mode == Mode::Microservices {
@@ -178,6 +186,15 @@ impl App {
         } else {
             None
         };
+        let lineage = if running.contains(&Role::Lineage) {
+            let service = crate::lineage_service(&config, db.pool().clone()).await?;
+            Some(LineageRole {
+                service: Arc::new(service),
+                interval: std::time::Duration::from_millis(config.lineage.project_interval_ms),
+            })
+        } else {
+            None
+        };
         Ok(App {
             config,
             roles: running,
@@ -188,7 +205,35 @@ impl App {
             ingest,
             generator,
             batch,
+            lineage,
         })
+    }
+
+    /// Declares the running roles' jobs to lineage (static OpenLineage job events in the
+    /// event log). A failure is logged: lineage is informative, never a reason not to run.
+    async fn announce(&self) {
+        let pool = self.db.pool();
+        let bootstrap = self.config.kafka.bootstrap_servers.as_deref();
+        if self.ingest.is_some() {
+            if let Err(e) =
+                heal_ingest::lineage::announce(pool, bootstrap, &self.config.ingest.topic).await
+            {
+                tracing::warn!(error = %e, "cannot declare the ingest job to lineage");
+            }
+        }
+        if self.generator.is_some() {
+            if let Err(e) = generate::announce(pool, bootstrap).await {
+                tracing::warn!(error = %e, "cannot declare the generator job to lineage");
+            }
+        }
+        if let Some(batch) = &self.batch {
+            batch.engine.announce().await;
+        }
+    }
+
+    /// The lineage service, when this process runs the lineage role.
+    pub fn lineage(&self) -> Option<Arc<heal_lineage::Lineage>> {
+        self.lineage.as_ref().map(|l| l.service.clone())
     }
 
     pub fn mode(&self) -> Mode {
@@ -255,6 +300,10 @@ impl App {
                 Some(b) => heal_batch::http::routes(b.engine.clone(), b.schedules.clone()),
                 None => Router::new(),
             },
+            Role::Lineage => match &self.lineage {
+                Some(l) => heal_lineage::http::routes(l.service.clone()),
+                None => Router::new(),
+            },
             _ => Router::new(),
         }
     }
@@ -295,6 +344,27 @@ impl App {
             });
             rx
         };
+        self.announce().await;
+        if let Some(lineage) = &self.lineage {
+            let running = self.readiness.component("lineage-projector");
+            let service = lineage.service.clone();
+            let interval = lineage.interval;
+            let mut stop = stop.clone();
+            tasks.spawn(async move {
+                running.store(true, Ordering::SeqCst);
+                loop {
+                    if let Err(e) = service.project().await {
+                        tracing::warn!(error = %e, "lineage projection failed; retrying");
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = stop.wait_for(|v| *v) => break,
+                    }
+                }
+                running.store(false, Ordering::SeqCst);
+                Ok(())
+            });
+        }
         if let Some(ingest) = &self.ingest {
             let group = format!("{}-ingest", self.config.kafka.group_prefix);
             let topic = self.config.ingest.topic.clone();

@@ -152,3 +152,29 @@ pub async fn run_realtime(
         "generator stopped"
     );
 }
+
+/// Declares the generator to lineage: the job `generator` producing the events topic.
+pub async fn announce(pool: &PgPool, bootstrap: Option<&str>) -> Result<(), sqlx::Error> {
+    use heal_model::openlineage as ol;
+    let producer = ol::producer("generator");
+    let at = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc();
+    let job = serde_json::json!({
+        "namespace": ol::JOB_NAMESPACE,
+        "name": "generator",
+        "facets": {
+            "jobType": ol::job_type_facet(&producer, "STREAMING", "JOB"),
+            "documentation": ol::documentation_facet(
+                &producer,
+                "Simulates e-commerce traffic (signups, sessions, views, carts, orders, payments, refunds) with optional injected faults.",
+            ),
+        },
+    });
+    let topic = heal_ingest::lineage::topic_dataset(&producer, bootstrap, topics::RAW_EVENTS);
+    let event = ol::job_event(&producer, at, job, vec![], vec![topic]);
+    heal_store::lineage_log::record(pool, "generator", &event).await?;
+    Ok(())
+}

@@ -13,11 +13,45 @@ pub use app::{App, Listen, Mode};
 pub use health::Readiness;
 
 /// Roles whose implementation exists in this build.
-pub const IMPLEMENTED_ROLES: [heal_config::Role; 3] = [
+pub const IMPLEMENTED_ROLES: [heal_config::Role; 4] = [
     heal_config::Role::Generator,
     heal_config::Role::Ingest,
     heal_config::Role::Batch,
+    heal_config::Role::Lineage,
 ];
+
+/// The lineage service a configuration asks for: the graph in the Bolt server `neo4j.uri`
+/// names, or in PostgreSQL; events validated against the official schemas when
+/// `lineage.openlineage_spec_dir` is set. Fails, naming the key, when the schemas cannot be
+/// loaded or the Bolt server cannot be reached.
+pub async fn lineage_service(
+    config: &heal_config::Config,
+    pool: sqlx::PgPool,
+) -> anyhow::Result<heal_lineage::Lineage> {
+    use anyhow::Context;
+    let schemas = match &config.lineage.openlineage_spec_dir {
+        Some(dir) => Some(std::sync::Arc::new(heal_lineage::validate::Schemas::load(
+            dir,
+        )?)),
+        None => None,
+    };
+    let graph = match &config.neo4j.uri {
+        Some(uri) => {
+            let settings = heal_lineage::bolt::BoltSettings {
+                uri: uri.clone(),
+                username: config.neo4j.username.clone(),
+                password: config.neo4j.password.clone(),
+                database: config.neo4j.database.clone(),
+            };
+            let g = heal_lineage::bolt::BoltGraph::connect(settings)
+                .await
+                .with_context(|| format!("neo4j.uri = {uri}"))?;
+            heal_lineage::Graph::Bolt(g)
+        }
+        None => heal_lineage::Graph::Postgres(heal_lineage::pg::PgGraph::new(pool.clone())),
+    };
+    Ok(heal_lineage::Lineage::new(graph, pool, schemas))
+}
 
 /// The batch engine settings a configuration asks for.
 pub fn batch_settings(config: &heal_config::Config) -> heal_batch::Settings {
@@ -26,6 +60,6 @@ pub fn batch_settings(config: &heal_config::Config) -> heal_batch::Settings {
         retry_backoff: std::time::Duration::from_millis(config.batch.retry_backoff_ms),
         concurrency: config.batch.concurrency,
         delay_scale: config.batch.delay_scale,
-        namespace: "heal".into(),
+        namespace: heal_model::openlineage::JOB_NAMESPACE.into(),
     }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub use sqlx;
 
+pub mod lineage_log;
 pub mod versions;
 
 #[derive(Debug, thiserror::Error)]

@@ -111,6 +111,21 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// The OpenLineage specification folder (`spec/OpenLineage.json`, `spec/facets/`, `tests/`):
+/// `HEAL_TEST_OPENLINEAGE_DIR`, or `shared/openlineage` beside an ancestor of the workspace.
+pub fn openlineage_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("HEAL_TEST_OPENLINEAGE_DIR") {
+        return std::path::PathBuf::from(dir);
+    }
+    let manifest = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .ancestors()
+        .map(|a| a.join("shared/openlineage"))
+        .chain([std::path::PathBuf::from("/work/shared/openlineage")])
+        .find(|p| p.join("spec/OpenLineage.json").is_file())
+        .expect("the OpenLineage schemas: set HEAL_TEST_OPENLINEAGE_DIR to the folder holding spec/OpenLineage.json")
+}
+
 /// A fresh, migrated database.
 pub struct TestDb {
     pub db: Database,
