@@ -399,7 +399,7 @@ pub async fn contract(l: &Lineage, events_again: &[Value]) {
     assert_eq!(n.name, odd);
     assert_eq!(n.props.description.as_deref(), Some("it's \\ here"));
     l.graph().clear().await.unwrap();
-    build(l.graph(), &events_again).await;
+    build(l.graph(), events_again).await;
 
     // --- errors.
     let e = l.affected("no_such_table", None).await.unwrap_err();
