@@ -144,8 +144,8 @@ async fn openlineage_python_client_feeds_a_running_heal() {
     );
     assert_eq!(
         names(&a["affected"], "check"),
-        Vec::<String>::new(),
-        "checks monitor their own dataset, upstream of nothing here"
+        ["orders_src:not_null(id)", "orders_src:row_count"],
+        "the client's assertions became checks on orders_src"
     );
     let (_, i) = get(port, "/api/lineage/impact/orders_clean");
     assert_eq!(i["summary"]["open_failures"], 1, "{i}");
