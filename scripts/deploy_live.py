@@ -27,15 +27,18 @@ What it does, with each heal container's args and environment resolved by deploy
      docs/observability.md lists for the role must appear (the metric's name says its role,
      heal_<role>_…; others, like heal_up, are exported by every role), and none of another role's;
      activity makes the counters appear: the generator role's events, one small scenario
-     published with `heal generate` (malformed events to quarantine, an injected job_failure)
-     and two batch runs asked over the batch role's API;
+     published with `heal generate` (malformed events to quarantine, an injected job_failure),
+     two batch runs asked over the batch role's API, and one valid and one invalid OpenLineage
+     event posted to the lineage role (POST /api/v1/lineage), whose graph must then answer;
   6. stops each process with SIGTERM and expects exit status 0 within 15 s, then checks it wrote
      nothing in its working directory (the pods' root filesystem is read-only).
 
 Only two environment values are replaced: DATABASE_URL (host, port and database name; the
-user and password still come from the manifests) and KAFKA_BOOTSTRAP_SERVERS. Everything else
-stays as in the manifests, including NEO4J_URI: the binary reads it into its configuration but
-no role of this build connects to Neo4j.
+user and password still come from the manifests) and KAFKA_BOOTSTRAP_SERVERS. One is removed:
+NEO4J_URI of the lineage role, which would keep its graph in that Neo4j server and refuses to
+start without it; there is none here, so the graph lives in PostgreSQL (its default backend).
+Everything else stays as in the manifests, including NEO4J_URI of the other roles, which read it
+into their configuration but never connect to Neo4j.
 
 Exit status 0 when everything passed or when skipped, 1 with one line per problem otherwise.
 """
@@ -121,8 +124,10 @@ def psql(admin_url: str, sql: str, variables: dict[str, str] | None = None) -> s
     return proc.stdout
 
 
-def http(method: str, url: str, timeout: float = 6.0) -> tuple[int | None, str]:
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+def http(method: str, url: str, timeout: float = 6.0, body: bytes | None = None) -> tuple[int | None, str]:
+    data = body if body is not None else (b"" if method == "POST" else None)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    req = urllib.request.Request(url, method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.read().decode(errors="replace")
@@ -528,6 +533,18 @@ params = {{ value = "injected by the deployment test" }}
 """
 FAILING_JOB = "user_retention"
 SUCCEEDING_JOB = "stg_orders"
+# Posted to the lineage role: an OpenLineage run event of a job outside the platform, and the
+# same with a broken run id and time, which must be refused.
+LINEAGE_EVENT = {
+    "eventType": "COMPLETE",
+    "eventTime": "{time}",
+    "producer": "https://example.com/deploy-live",
+    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+    "run": {"runId": "0191c1d2-3b4a-7c5d-8e6f-7a8b9c0d1e2f"},
+    "job": {"namespace": "deploy-live", "name": "export_revenue"},
+    "inputs": [{"namespace": "deploy-live", "name": "revenue_snapshot"}],
+    "outputs": [{"namespace": "s3://deploy-live", "name": "reports/revenue.csv"}],
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -557,12 +574,21 @@ def run(args: argparse.Namespace, admin_url: str, kafka: str, problems: Problems
             for key, value in (("DATABASE_URL", db.url), ("KAFKA_BOOTSTRAP_SERVERS", kafka)):
                 replaced.setdefault(key, (c.env.get(key, "(unset)"), value))
                 c.env[key] = value
+    # The lineage role would keep its graph in the manifests' Neo4j and not start without it.
+    removed = set()
+    for group in groups:
+        for c in group:
+            if c.role == "lineage" and "NEO4J_URI" in c.env:
+                removed.add(f"NEO4J_URI={c.env.pop('NEO4J_URI')}")
     kept = sorted({f"{k}={v}" for g in groups for c in g for k, v in c.env.items()
                    if k not in replaced and re.match(r"^[a-z][a-z0-9+.-]*://", v)
                    and not k.startswith("KUBERNETES_")})
     redact = (lambda u: re.sub(r"://([^:@/]*):[^@/]*@", r"://\1:***@", u))
     for key, (old, new) in replaced.items():
         log(f"replaced {key}: {redact(old)} -> {redact(new)}")
+    if removed:
+        log(f"removed from the lineage role: {', '.join(sorted(removed))} (no Neo4j here: its graph "
+            "lives in PostgreSQL)")
     if kept:
         log(f"left as in the manifests: {', '.join(kept)} (read into the configuration, never contacted)")
 
@@ -660,6 +686,26 @@ def run(args: argparse.Namespace, admin_url: str, kafka: str, problems: Problems
                 except (ValueError, KeyError, TypeError, AttributeError):
                     runs = []
                 log(f"{batch.c.label}: POST {path} -> {'; '.join(runs) or body[:200]}")
+        lineage = next((p for p in procs if p.c.role == "lineage"), None)
+        if lineage is not None:
+            event = json.loads(json.dumps(LINEAGE_EVENT).replace("{time}", f"{yesterday}T12:00:00Z"))
+            bad = json.loads(json.dumps(event))
+            bad["run"]["runId"], bad["eventTime"] = "not-a-uuid", "noon"
+            for what, body, want in (("valid", event, 201), ("invalid", bad, 400)):
+                status, answer = http("POST", lineage.url("/api/v1/lineage", None), timeout=30,
+                                      body=json.dumps(body).encode())
+                if status != want:
+                    problems.error(lineage.c.label, f"POST /api/v1/lineage ({what} event) answered {status}, "
+                                   f"expected {want}: {answer[:300]}")
+                else:
+                    log(f"{lineage.c.label}: POST /api/v1/lineage ({what} event) -> {status}")
+            path = "/api/lineage/affected/revenue_snapshot"
+            status, answer = http("GET", lineage.url(path, None), timeout=30)
+            if status != 200 or "reports/revenue.csv" not in answer:
+                problems.error(lineage.c.label, f"GET {path} answered {status} without the posted job's "
+                               f"output: {answer[:300]}")
+            else:
+                log(f"{lineage.c.label}: GET {path} -> 200, includes the posted job's output")
         found = wait_metrics(procs, documented, problems, time.monotonic() + METRICS_TIMEOUT)
 
         # 5. Further pods of a StatefulSet, one after another on the same port.

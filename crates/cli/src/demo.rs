@@ -79,12 +79,17 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.batch.default_schedule = "every 1h".into();
     let app = heal_server::App::create_in(
         config.clone(),
-        &RoleSet::new(vec![heal_config::Role::Ingest, heal_config::Role::Batch]),
+        &RoleSet::new(vec![
+            heal_config::Role::Ingest,
+            heal_config::Role::Batch,
+            heal_config::Role::Lineage,
+        ]),
         heal_server::Mode::Monolithic,
     )
     .await?;
     let pool = app.database().pool().clone();
     let bus = app.bus().clone();
+    let lineage = app.lineage().context("the lineage role")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(app.start(stop_rx, Some(bound_tx)));
@@ -140,7 +145,10 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    let summary = summarize(&pool, &truth, sent, elapsed, &batch).await?;
+    let mut summary = summarize(&pool, &truth, sent, elapsed, &batch).await?;
+    let (text, json) = lineage_section(&lineage).await?;
+    summary.text.push_str(&text);
+    summary.json["lineage"] = json;
     let addr = addrs
         .first()
         .map(|l| l.addr.to_string())
@@ -150,7 +158,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Table => {
             println!("{}", summary.text);
             println!(
-                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /metrics, /readyz"
+                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
             );
         }
     }
@@ -165,6 +173,49 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(4)
     })
+}
+
+/// The lineage graph the roles declared and ran, and what a problem with the raw `payments`
+/// table would put at risk.
+async fn lineage_section(
+    lineage: &heal_lineage::Lineage,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    use heal_lineage::LineageApi;
+    lineage.project().await?;
+    let graph = lineage.export().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let impact = lineage
+        .impact("payments", None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let s = &impact.summary;
+    let mut text = format!(
+        "\nLineage (heal lineage impact payments): {} nodes, {} edges; a problem in payments reaches {} assets, max criticality {}, KPIs at risk: {}\n",
+        graph.nodes.len(),
+        graph.edges.len(),
+        s.assets,
+        s.max_criticality.as_deref().unwrap_or("none"),
+        s.kpis_at_risk.join(", ")
+    );
+    let mut t = table(&["distance", "kind", "assets"]);
+    for g in &impact.groups {
+        let names: Vec<&str> = g
+            .assets
+            .iter()
+            .map(|a| a.name.trim_start_matches("public."))
+            .collect();
+        t.add_row(vec![
+            g.distance.to_string(),
+            g.kind.to_string(),
+            names.join(", "),
+        ]);
+    }
+    text.push_str(&format!("{t}\n"));
+    let json = serde_json::json!({
+        "nodes": graph.nodes.len(),
+        "edges": graph.edges.len(),
+        "impact_of_payments": impact.summary,
+    });
+    Ok((text, json))
 }
 
 struct Summary {

@@ -205,6 +205,34 @@ async fn openlineage_python_client_feeds_a_running_heal() {
     let (_, mermaid) = http(port, "GET", "/api/lineage/graph?format=mermaid", "").unwrap();
     assert!(mermaid.starts_with("flowchart LR"));
 
+    // OpenLineage's Kafka transport: an event on the lineage-events topic reaches the graph.
+    let bus = heal_bus::Bus::new(Some(&kafka)).unwrap();
+    let event = serde_json::json!({
+        "eventType": "COMPLETE", "eventTime": "2026-03-02T00:00:00Z",
+        "producer": "https://example.com/spark",
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": { "runId": "0191c1d2-3b4a-7c5d-8e6f-7a8b9c0d1e2f" },
+        "job": { "namespace": "spark", "name": "export_revenue" },
+        "inputs": [{ "namespace": "postgres://warehouse:5432", "name": "public.revenue" }],
+        "outputs": [{ "namespace": "s3://lake", "name": "revenue.parquet" }],
+    });
+    bus.send(
+        heal_model::topics::LINEAGE_EVENTS,
+        vec![heal_bus::Record {
+            key: b"spark".to_vec(),
+            payload: event.to_string().into_bytes(),
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+        }],
+    )
+    .await
+    .unwrap();
+    wait_for("the topic's event in the graph", || {
+        let (_, a) = get(port, "/api/lineage/affected/revenue");
+        a["affected"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x["name"] == "revenue.parquet"))
+    });
+
     // The CLI answers the same question over HTTP.
     let out = Command::new(env!("CARGO_BIN_EXE_heal"))
         .args([

@@ -674,5 +674,15 @@ mod tests {
         let e = env(&[("HEAL_NO_SUCH__KEY", "1")]);
         let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
         assert!(err.contains("no_such"), "{err}");
+
+        let e = env(&[("NEO4J_URI", "http://neo4j:7474")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("neo4j.uri = http://neo4j:7474") && err.contains("bolt://"),
+            "{err}"
+        );
+        let e = env(&[("HEAL_LINEAGE__PROJECT_INTERVAL_MS", "0")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("lineage.project_interval_ms = 0"), "{err}");
     }
 }

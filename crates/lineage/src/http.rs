@@ -61,11 +61,15 @@ async fn accept(State(l): State<Arc<Lineage>>, body: Bytes) -> Response {
     };
     match l.accept(&event, "http").await {
         Ok(a) => (StatusCode::CREATED, Json(a)).into_response(),
-        Err(AcceptError::Invalid(r)) => (
-            StatusCode::BAD_REQUEST,
-            Json(json!({ "error": "invalid OpenLineage event", "problems": r.problems })),
-        )
-            .into_response(),
+        Err(AcceptError::Invalid(r)) => {
+            metrics::counter!("heal_lineage_events_rejected_total", "source" => "http")
+                .increment(1);
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": "invalid OpenLineage event", "problems": r.problems })),
+            )
+                .into_response()
+        }
         Err(e @ AcceptError::Backend(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }

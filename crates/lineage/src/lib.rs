@@ -13,6 +13,7 @@ pub mod model;
 pub mod pg;
 pub mod query;
 pub mod service;
+pub mod topic;
 pub mod validate;
 
 pub use client::HttpLineage;

@@ -369,6 +369,21 @@ pub fn impact(
             },
         })
     };
+    // Writers of each dataset and checks on it, for the failures attached to it.
+    let mut related: HashMap<&str, Vec<&str>> = HashMap::new();
+    for e in edges {
+        match e.kind {
+            EdgeKind::Writes | EdgeKind::Produces => related
+                .entry(e.dst.as_str())
+                .or_default()
+                .push(e.src.as_str()),
+            EdgeKind::Monitors => related
+                .entry(e.src.as_str())
+                .or_default()
+                .push(e.dst.as_str()),
+            _ => {}
+        }
+    }
     let attached = |a: &Asset| -> Vec<Failure> {
         let mut out: Vec<Failure> = fail_of(a).into_iter().collect();
         let data_keys: Vec<&str> = match a.kind {
@@ -377,15 +392,8 @@ pub fn impact(
             _ => vec![],
         };
         for dk in data_keys {
-            for e in edges {
-                let related = (e.dst == dk
-                    && matches!(e.kind, EdgeKind::Writes | EdgeKind::Produces))
-                    || (e.src == dk && e.kind == EdgeKind::Monitors);
-                if !related {
-                    continue;
-                }
-                let other = if e.dst == dk { &e.src } else { &e.dst };
-                if let Some(f) = by_key.get(other.as_str()).and_then(|o| fail_of(o)) {
+            for other in related.get(dk).into_iter().flatten() {
+                if let Some(f) = by_key.get(other).and_then(|o| fail_of(o)) {
                     if !out.contains(&f) {
                         out.push(f);
                     }

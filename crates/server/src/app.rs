@@ -349,7 +349,7 @@ impl App {
             let running = self.readiness.component("lineage-projector");
             let service = lineage.service.clone();
             let interval = lineage.interval;
-            let mut stop = stop.clone();
+            let mut stop_projecting = stop.clone();
             tasks.spawn(async move {
                 running.store(true, Ordering::SeqCst);
                 loop {
@@ -358,11 +358,28 @@ impl App {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(interval) => {}
-                        _ = stop.wait_for(|v| *v) => break,
+                        _ = stop_projecting.wait_for(|v| *v) => break,
                     }
                 }
                 running.store(false, Ordering::SeqCst);
                 Ok(())
+            });
+            let group = format!("{}-lineage", self.config.kafka.group_prefix);
+            let consumer = self.bus.consumer(&group, topics::LINEAGE_EVENTS)?;
+            let run = heal_lineage::topic::run_consumer(
+                lineage.service.clone(),
+                consumer,
+                topics::LINEAGE_EVENTS.to_string(),
+                stop.clone(),
+            );
+            let fail = fail_tx.clone();
+            tasks.spawn(async move {
+                let result = run.await;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "lineage topic consumer failed");
+                    let _ = fail.send(true);
+                }
+                result.map_err(anyhow::Error::from)
             });
         }
         if let Some(ingest) = &self.ingest {

@@ -1,8 +1,10 @@
 //! `heal bench lineage`: generates a synthetic layered lineage DAG (default 100k nodes, 500k
 //! edges: alternating dataset and job layers, each node feeding nodes near its position in the
 //! next layer, plus skip edges) in a fresh database on the PostgreSQL server, then measures
-//! p50/p95 latency of the impact and upstream queries at depth 5 and unbounded, through the
-//! lineage service, next to a naive recursive CTE over the same tables in the same run.
+//! p50/p95 latency of the impact and upstream queries at depth 5 and unbounded: the whole
+//! answer through the lineage service (traversal, node properties, criticality, freshness,
+//! failures), the traversal alone, and a naive recursive CTE over the same tables in the same
+//! run (node keys and distances only).
 
 use super::progress::phase;
 use super::Server;
@@ -16,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use sqlx::PgPool;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Goal: p95 of a depth-5 query.
 const P95_GOAL_MS: f64 = 50.0;
@@ -282,14 +284,19 @@ async fn measure(args: &LineageBenchArgs, server: &mut Server) -> anyhow::Result
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
                 sizes.push(n);
             }
-            out.push(series(
-                query,
-                depth,
-                "heal (BFS per level)",
-                times,
-                &sizes,
-                0,
-            ));
+            out.push(series(query, depth, "heal: whole answer", times, &sizes, 0));
+            // The traversal alone (nodes and distances, and the edges followed), the part
+            // the baseline computes.
+            let mut times = Vec::new();
+            let mut sizes = Vec::new();
+            let graph = PgGraph::new(pool.clone());
+            for id in starts {
+                let t = Instant::now();
+                let reach = graph.reach(&keys[id], dir, depth).await?;
+                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                sizes.push(reach.nodes.len());
+            }
+            out.push(series(query, depth, "heal: traversal", times, &sizes, 0));
             let sql = naive_sql(dir, depth);
             let mut conn = pool.acquire().await?;
             sqlx::query(&format!(
@@ -336,7 +343,7 @@ async fn measure(args: &LineageBenchArgs, server: &mut Server) -> anyhow::Result
     server.drop_database(&name).await?;
     let goal_met = out
         .iter()
-        .filter(|s| s.depth == "5" && s.method.starts_with("heal"))
+        .filter(|s| s.depth == "5" && s.method == "heal: whole answer")
         .all(|s| s.p95_ms.is_some_and(|p| p < P95_GOAL_MS));
     Ok(LineageReport {
         nodes,
@@ -372,7 +379,6 @@ async fn run_ours(
             .nodes
             .len()
     };
-    let _ = Duration::ZERO;
     Ok(n)
 }
 
