@@ -256,7 +256,7 @@ async fn openlineage_python_client_feeds_a_running_heal() {
     let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         names(&cli["affected"], "dataset"),
-        ["orders_clean", "revenue"]
+        ["orders_clean", "revenue", "revenue.parquet"]
     );
     drop(_heal);
     t.finish().await;
