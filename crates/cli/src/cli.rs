@@ -72,6 +72,9 @@ pub enum Command {
     /// graph export.
     #[command(subcommand)]
     Lineage(crate::lineage::LineageCommand),
+    /// Data quality. So far: `detect`, the anomaly detector on a series of your own.
+    #[command(subcommand)]
+    Quality(crate::quality::QualityCommand),
     /// Benchmarks (one command each; see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -154,6 +157,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(cmd) => ops::quarantine(&cli.global, cmd).await,
         Command::Batch(cmd) => crate::batch::batch(&cli.global, cmd).await,
         Command::Lineage(cmd) => crate::lineage::lineage(&cli.global, cmd).await,
+        Command::Quality(cmd) => crate::quality::quality(&cli.global, cmd).await,
         Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
     }
 }

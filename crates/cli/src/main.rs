@@ -8,6 +8,7 @@ mod demo;
 mod lineage;
 mod ops;
 mod output;
+mod quality;
 
 use clap::Parser;
 use std::process::ExitCode;
