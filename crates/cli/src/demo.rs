@@ -145,6 +145,19 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    // The batch role's own scheduler may still be finishing a run it started while the events
+    // arrived (a delayed one, say): the summary waits for the platform to be quiet.
+    let quiet_by = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < quiet_by {
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM job_runs WHERE status = 'running'")
+                .fetch_one(&pool)
+                .await?;
+        if running == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut summary = summarize(&pool, &truth, sent, elapsed, &batch).await?;
     let (text, json) = lineage_section(&lineage).await?;
     summary.text.push_str(&text);
