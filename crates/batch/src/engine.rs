@@ -792,11 +792,7 @@ impl Engine {
     /// Declares every job to lineage with a static OpenLineage job event (stored once: a
     /// restart that declares the same jobs again adds nothing).
     pub async fn announce(&self) {
-        let at = Utc::now()
-            .date_naive()
-            .and_hms_opt(0, 0, 0)
-            .expect("midnight")
-            .and_utc();
+        let at = heal_model::openlineage::declaration_time(Utc::now());
         for job in self.dag.ordered() {
             let event = events::job_event(&self.settings.namespace, job, at);
             self.record_lineage(job.name, &event).await;

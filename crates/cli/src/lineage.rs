@@ -65,7 +65,7 @@ pub enum LineageCommand {
 #[derive(Debug, clap::Args)]
 pub struct Common {
     /// Follow at most this many edges (default: no limit).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     depth: Option<u32>,
     /// Query a running lineage role at this URL (e.g. http://localhost:8085) instead of the
     /// database.

@@ -1,7 +1,7 @@
 //! `heal quality …`. So far: `heal quality detect`, the anomaly detector on a user's own
 //! series, to tune sensitivity before checks use it.
 
-use crate::cli::{Global, OutputFormat};
+use crate::cli::OutputFormat;
 use crate::output::table;
 use anyhow::{bail, Context};
 use clap::Subcommand;
@@ -32,7 +32,7 @@ pub enum QualityCommand {
     },
 }
 
-pub async fn quality(_global: &Global, cmd: QualityCommand) -> anyhow::Result<ExitCode> {
+pub async fn quality(cmd: QualityCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         QualityCommand::Detect {
             input,
@@ -60,7 +60,7 @@ pub async fn quality(_global: &Global, cmd: QualityCommand) -> anyhow::Result<Ex
                 period,
                 ..Settings::default()
             };
-            let d = detect(&points, &settings);
+            let d = detect(&points, &settings).with_context(|| format!("{}", input.display()))?;
             match output {
                 OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&d)?),
                 OutputFormat::Table => {

@@ -417,14 +417,11 @@ impl Config {
             return bad("lineage.project_interval_ms", &0, "must be at least 1");
         }
         if let Some(uri) = &self.neo4j.uri {
-            if !["bolt://", "neo4j://", "bolt+s://", "neo4j+s://"]
-                .iter()
-                .any(|s| uri.starts_with(s))
-            {
+            if !["bolt://", "neo4j://"].iter().any(|s| uri.starts_with(s)) {
                 return bad(
                     "neo4j.uri",
                     uri,
-                    "must start with bolt:// or neo4j:// (host:port after it)",
+                    "must start with bolt:// or neo4j:// (host:port after it; TLS is not supported yet)",
                 );
             }
         }

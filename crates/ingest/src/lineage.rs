@@ -108,11 +108,7 @@ pub async fn announce(
     bootstrap: Option<&str>,
     topic: &str,
 ) -> Result<(), sqlx::Error> {
-    let at = Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc();
+    let at = heal_model::openlineage::declaration_time(Utc::now());
     let event = job_event(&output_columns(pool).await?, bootstrap, topic, at);
     heal_store::lineage_log::record(pool, "ingest", &event).await?;
     Ok(())

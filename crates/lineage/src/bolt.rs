@@ -188,11 +188,6 @@ impl BoltGraph {
         Ok(g)
     }
 
-    /// True when string parameters are escaped for a server that renders them as text.
-    pub fn escapes_strings(&self) -> bool {
-        self.escape
-    }
-
     async fn run(&self, query: &str, params: Value) -> Result<Vec<Record>> {
         let driver = self.driver.clone();
         let database = self.database.clone();
@@ -314,7 +309,6 @@ impl BoltGraph {
             .run(
                 &format!(
                     "MATCH (n:Node) WHERE n.key = $r OR n.name = $r OR n.name = $p
-                        OR n.namespace + '/' + n.name = $r
                      RETURN {NODE_RETURN}"
                 ),
                 json!({ "r": reference, "p": format!("public.{reference}") }),

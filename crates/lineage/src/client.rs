@@ -12,16 +12,13 @@ pub struct HttpLineage {
     client: reqwest::Client,
 }
 
+/// `s` as one URL path segment or query value (percent-encoded by the URL parser).
 fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    let mut url = reqwest::Url::parse("http://x/").expect("a valid base URL");
+    url.path_segments_mut()
+        .expect("an http URL has path segments")
+        .push(s);
+    url.path().trim_start_matches('/').to_string()
 }
 
 impl HttpLineage {
@@ -111,12 +108,12 @@ impl LineageApi for HttpLineage {
     }
 
     async fn path(&self, from: &str, to: &str) -> Result<PathResult, QueryError> {
-        self.get(&format!(
-            "/api/lineage/path?from={}&to={}",
-            encode(from),
-            encode(to)
-        ))
-        .await
+        let mut url = reqwest::Url::parse("http://x/api/lineage/path").expect("a valid URL");
+        url.query_pairs_mut()
+            .append_pair("from", from)
+            .append_pair("to", to);
+        let query = url.query().unwrap_or_default().to_string();
+        self.get(&format!("/api/lineage/path?{query}")).await
     }
 
     async fn subgraph(&self, node: &str, depth: u32) -> Result<Subgraph, QueryError> {

@@ -3,16 +3,14 @@
 //! * the job, with its description, owner, processing type and — for run events — its
 //!   newest run (state, time, run id, error);
 //! * every input dataset `-reads->` the job, the job `-writes->` (or `-produces->`, for a
-//!   stream) every output; streams are datasets in a `kafka://` namespace or of type
-//!   `STREAM`/`TOPIC`;
+//!   stream) every output; streams are datasets in a `kafka://` (or `memory://`) namespace;
 //! * dataset schema, owner, layer (the `heal` facet), row counts from output statistics;
 //! * data-quality assertions on inputs as check nodes the dataset `-monitors->`;
 //! * KPIs declared in the `heal` facet as KPI nodes the dataset `-measures->`;
 //! * the column-lineage facet as column edges.
 
 use crate::model::{
-    node_key, truncate, ColumnEdge, EdgeKind, Node, NodeKind, Props, Update, MAX_DESCRIPTION,
-    MAX_ERROR,
+    truncate, ColumnEdge, EdgeKind, Node, NodeKind, Props, Update, MAX_DESCRIPTION, MAX_ERROR,
 };
 use serde_json::Value;
 
@@ -24,12 +22,11 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
-fn dataset_kind(namespace: &str, facets: &Value) -> NodeKind {
-    let declared = str_at(facets, &["datasetType", "datasetType"]).unwrap_or_default();
-    if matches!(declared.to_ascii_uppercase().as_str(), "STREAM" | "TOPIC")
-        || namespace.starts_with("kafka://")
-        || namespace.starts_with("memory://")
-    {
+/// Streams are datasets in a broker's namespace (`kafka://…`, and `memory://…` for the
+/// in-process bus). Only the namespace decides, so every event naming a dataset gives it the
+/// same key whatever facets it carries.
+fn dataset_kind(namespace: &str) -> NodeKind {
+    if namespace.starts_with("kafka://") || namespace.starts_with("memory://") {
         NodeKind::Stream
     } else {
         NodeKind::Dataset
@@ -50,7 +47,7 @@ fn dataset_node(d: &Value, producer: &str) -> Option<Node> {
     let namespace = d["namespace"].as_str()?;
     let name = d["name"].as_str()?;
     let facets = &d["facets"];
-    let kind = dataset_kind(namespace, facets);
+    let kind = dataset_kind(namespace);
     let fields = facets["schema"]["fields"].as_array().map(|fs| {
         fs.iter()
             .filter_map(|f| f["name"].as_str().map(str::to_string))
@@ -240,13 +237,9 @@ fn columns(u: &mut Update, d: &Value, dataset: &str) {
                 .find(|n| n.namespace == ns && n.name == name && n.kind.is_data())
                 .map(|n| n.key.clone())
                 .unwrap_or_else(|| {
-                    let key = node_key(dataset_kind(ns, &Value::Null), ns, name);
-                    u.node(Node::new(
-                        dataset_kind(ns, &Value::Null),
-                        ns,
-                        name,
-                        Props::default(),
-                    ));
+                    let node = Node::new(dataset_kind(ns), ns, name, Props::default());
+                    let key = node.key.clone();
+                    u.node(node);
                     key
                 });
             let transformation = input["transformations"]
@@ -260,16 +253,13 @@ fn columns(u: &mut Update, d: &Value, dataset: &str) {
                     }
                 })
                 .unwrap_or_else(|| "DIRECT".to_string());
-            let c = ColumnEdge {
+            u.column(ColumnEdge {
                 src,
                 src_field: src_field.to_string(),
                 dst: dataset.to_string(),
                 dst_field: field.clone(),
                 transformation,
-            };
-            if !u.columns.contains(&c) {
-                u.columns.push(c);
-            }
+            });
         }
     }
 }

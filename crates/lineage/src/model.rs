@@ -316,14 +316,24 @@ impl Update {
             self.node(n);
         }
         for e in other.edges {
-            if !self.edges.contains(&e) {
-                self.edges.push(e);
-            }
+            self.edge(&e.src, &e.dst, e.kind);
         }
         for c in other.columns {
-            if !self.columns.contains(&c) {
-                self.columns.push(c);
-            }
+            self.column(c);
+        }
+    }
+
+    /// Adds a column edge; a later one for the same (source, target) field pair replaces the
+    /// earlier (its transformation is newer).
+    pub fn column(&mut self, c: ColumnEdge) {
+        match self.columns.iter_mut().find(|e| {
+            e.src == c.src
+                && e.src_field == c.src_field
+                && e.dst == c.dst
+                && e.dst_field == c.dst_field
+        }) {
+            Some(existing) => *existing = c,
+            None => self.columns.push(c),
         }
     }
 }

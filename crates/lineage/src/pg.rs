@@ -33,10 +33,6 @@ impl PgGraph {
         PgGraph { pool }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Applies `u` inside the caller's transaction: nodes are merged with what is stored
     /// (see [`Props::merge`]), edges and column edges added if new.
     pub async fn apply_in(conn: &mut PgConnection, u: &Update) -> Result<()> {
@@ -44,6 +40,22 @@ impl PgGraph {
             return Ok(());
         }
         let keys: Vec<&str> = u.nodes.iter().map(|n| n.key.as_str()).collect();
+        let kinds: Vec<&str> = u.nodes.iter().map(|n| n.kind.as_str()).collect();
+        let namespaces: Vec<&str> = u.nodes.iter().map(|n| n.namespace.as_str()).collect();
+        let names: Vec<&str> = u.nodes.iter().map(|n| n.name.as_str()).collect();
+        // Every node exists before it is locked, so that two writers creating the same node
+        // serialize on its row instead of the second overwriting the first's merge.
+        sqlx::query(
+            "INSERT INTO lineage_nodes (key, kind, namespace, name)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]) ORDER BY 1
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(&keys)
+        .bind(&kinds)
+        .bind(&namespaces)
+        .bind(&names)
+        .execute(&mut *conn)
+        .await?;
         let stored: Vec<(String, serde_json::Value)> = sqlx::query_as(
             "SELECT key, facets FROM lineage_nodes WHERE key = ANY($1) ORDER BY key FOR UPDATE",
         )
@@ -54,27 +66,17 @@ impl PgGraph {
             .into_iter()
             .map(|(k, f)| (k, serde_json::from_value(f).unwrap_or_default()))
             .collect();
-        let mut kinds = Vec::new();
-        let mut namespaces = Vec::new();
-        let mut names = Vec::new();
         let mut facets = Vec::new();
         for n in &u.nodes {
             let mut props = stored.get(&n.key).cloned().unwrap_or_default();
             props.merge(&n.props);
-            kinds.push(n.kind.as_str());
-            namespaces.push(n.namespace.as_str());
-            names.push(n.name.as_str());
             facets.push(serde_json::to_value(&props).map_err(|e| Error::Corrupt(e.to_string()))?);
         }
         sqlx::query(
-            "INSERT INTO lineage_nodes (key, kind, namespace, name, facets)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[])
-             ON CONFLICT (key) DO UPDATE SET facets = EXCLUDED.facets, updated_at = now()",
+            "UPDATE lineage_nodes n SET facets = u.facets, updated_at = now()
+             FROM UNNEST($1::text[], $2::jsonb[]) AS u(key, facets) WHERE n.key = u.key",
         )
         .bind(&keys)
-        .bind(&kinds)
-        .bind(&namespaces)
-        .bind(&names)
         .bind(&facets)
         .execute(&mut *conn)
         .await?;
@@ -131,12 +133,11 @@ impl PgGraph {
     }
 
     /// Nodes whose key is `reference`, or whose name is `reference` (with or without a
-    /// `public.` schema prefix, or as `namespace/name`).
+    /// `public.` schema prefix).
     pub async fn find(&self, reference: &str) -> Result<Vec<Node>> {
         let rows = sqlx::query(&format!(
             "SELECT {NODE_COLUMNS} FROM lineage_nodes
              WHERE key = $1 OR name = $1 OR name = 'public.' || $1
-                OR (namespace || '/' || name) = $1
              ORDER BY key"
         ))
         .bind(reference)
@@ -254,6 +255,22 @@ impl PgGraph {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Empties the graph and marks the whole event log for projection again, atomically.
+    /// Returns the number of events to project.
+    pub async fn reset(&self) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("TRUNCATE lineage_column_edges, lineage_edges, lineage_nodes")
+            .execute(&mut *tx)
+            .await?;
+        let n =
+            sqlx::query("UPDATE lineage_events SET projected_at = NULL, projection_error = NULL")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(n)
     }
 }
 

@@ -21,13 +21,6 @@ pub enum Graph {
 }
 
 impl Graph {
-    pub fn backend_name(&self) -> &'static str {
-        match self {
-            Graph::Postgres(_) => "postgres",
-            Graph::Bolt(_) => "bolt",
-        }
-    }
-
     pub async fn apply(&self, u: &Update) -> Result<()> {
         match self {
             Graph::Postgres(g) => g.apply(u).await,
@@ -142,6 +135,30 @@ pub struct Lineage {
 /// Events projected per transaction.
 const PROJECT_BATCH: i64 = 200;
 
+async fn refuse(conn: &mut sqlx::PgConnection, id: i64, reason: &str) -> Result<()> {
+    tracing::warn!(
+        event = id,
+        reason,
+        "the lineage graph refused an event; skipped"
+    );
+    metrics::counter!("heal_lineage_events_refused_total").increment(1);
+    sqlx::query("UPDATE lineage_events SET projection_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn mark_projected(conn: &mut sqlx::PgConnection, rows: &[(i64, Value)]) -> Result<()> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    sqlx::query("UPDATE lineage_events SET projected_at = now() WHERE id = ANY($1)")
+        .bind(&ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 impl Lineage {
     pub fn new(graph: Graph, pool: PgPool, schemas: Option<Arc<Schemas>>) -> Lineage {
         Lineage {
@@ -186,11 +203,23 @@ impl Lineage {
         let custom_facets = self.check(event)?;
         let stored = heal_store::lineage_log::record(&self.pool, source, event)
             .await
-            .map_err(|e| AcceptError::Backend(e.to_string()))?;
-        let projected = self
-            .project()
-            .await
-            .map_err(|e| AcceptError::Backend(e.to_string()))?;
+            .map_err(|e| match &e {
+                // Data the database refuses as such (class 22: e.g. a NUL in a string).
+                sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("22")) => {
+                    AcceptError::Invalid(Rejected {
+                        problems: vec![format!("$: the event cannot be stored: {d}")],
+                    })
+                }
+                _ => AcceptError::Backend(e.to_string()),
+            })?;
+        // Stored is accepted: if the graph cannot take it now, the projector applies it later.
+        let projected = match self.project().await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "lineage projection failed; the projector retries");
+                0
+            }
+        };
         metrics::counter!("heal_lineage_events_accepted_total", "source" => source.to_string())
             .increment(1);
         Ok(Accepted {
@@ -200,53 +229,117 @@ impl Lineage {
         })
     }
 
-    /// Applies every event of the log not yet in the graph, in log order. Each batch is
-    /// marked projected in the same transaction that writes it (PostgreSQL), or right after
-    /// the idempotent writes (Bolt). Returns the number applied.
+    /// Applies every event of the log not yet in the graph, a batch at a time in log order.
+    /// On PostgreSQL each batch is marked projected in the transaction that writes it (rows
+    /// locked with `SKIP LOCKED`, so replicas share the work); on Bolt the batch is applied
+    /// first (idempotent `MERGE`s, no PostgreSQL transaction held meanwhile) and marked
+    /// after. A batch the graph refuses is retried event by event; an event refused on its
+    /// own is marked with the reason and skipped. Returns the number of events applied.
     pub async fn project(&self) -> Result<usize> {
         let _one = self.projecting.lock().await;
         let mut total = 0;
         loop {
-            let mut tx = self.pool.begin().await?;
-            let rows: Vec<(i64, Value)> = sqlx::query_as(
-                "SELECT id, payload FROM lineage_events WHERE projected_at IS NULL
-                 ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-            )
-            .bind(PROJECT_BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
-            if rows.is_empty() {
+            let n = match &self.graph {
+                Graph::Postgres(_) => self.project_pg_batch().await?,
+                Graph::Bolt(g) => self.project_bolt_batch(g).await?,
+            };
+            if n == 0 {
                 break;
             }
-            let mut update = Update::default();
-            for (_, event) in &rows {
-                update.extend(mapping::update(event));
-            }
-            match &self.graph {
-                Graph::Postgres(_) => PgGraph::apply_in(&mut tx, &update).await?,
-                Graph::Bolt(g) => g.apply(&update).await?,
-            }
-            let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            sqlx::query("UPDATE lineage_events SET projected_at = now() WHERE id = ANY($1)")
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            total += rows.len();
-            metrics::counter!("heal_lineage_events_projected_total").increment(rows.len() as u64);
+            total += n;
+            metrics::counter!("heal_lineage_events_projected_total").increment(n as u64);
         }
         Ok(total)
     }
 
+    async fn project_pg_batch(&self) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(i64, Value)> = sqlx::query_as(
+            "SELECT id, payload FROM lineage_events WHERE projected_at IS NULL
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(PROJECT_BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut update = Update::default();
+        for (_, event) in &rows {
+            update.extend(mapping::update(event));
+        }
+        sqlx::query("SAVEPOINT batch").execute(&mut *tx).await?;
+        if let Err(e) = PgGraph::apply_in(&mut tx, &update).await {
+            tracing::warn!(error = %e, "a batch of lineage events was refused; applying them one by one");
+            sqlx::query("ROLLBACK TO SAVEPOINT batch")
+                .execute(&mut *tx)
+                .await?;
+            for (id, event) in &rows {
+                sqlx::query("SAVEPOINT one").execute(&mut *tx).await?;
+                if let Err(e) = PgGraph::apply_in(&mut tx, &mapping::update(event)).await {
+                    sqlx::query("ROLLBACK TO SAVEPOINT one")
+                        .execute(&mut *tx)
+                        .await?;
+                    refuse(&mut tx, *id, &e.to_string()).await?;
+                }
+            }
+        }
+        mark_projected(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    async fn project_bolt_batch(&self, g: &crate::bolt::BoltGraph) -> Result<usize> {
+        let rows: Vec<(i64, Value)> = sqlx::query_as(
+            "SELECT id, payload FROM lineage_events WHERE projected_at IS NULL
+             ORDER BY id LIMIT $1",
+        )
+        .bind(PROJECT_BATCH)
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut update = Update::default();
+        for (_, event) in &rows {
+            update.extend(mapping::update(event));
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Err(e) = g.apply(&update).await {
+            tracing::warn!(error = %e, "a batch of lineage events was refused; applying them one by one");
+            for (id, event) in &rows {
+                if let Err(e) = g.apply(&mapping::update(event)).await {
+                    if matches!(e, Error::Bolt(ref m) if m.starts_with("no answer")) {
+                        // The server is not answering: nothing is marked, all is retried.
+                        return Err(e);
+                    }
+                    refuse(&mut tx, *id, &e.to_string()).await?;
+                }
+            }
+        }
+        mark_projected(&mut tx, &rows).await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
     /// Empties the graph and marks the whole log for projection again (e.g. after switching
-    /// backends); the next [`Lineage::project`] rebuilds it.
+    /// backends); the next [`Lineage::project`] rebuilds it. Returns the events to project.
     pub async fn rebuild(&self) -> Result<usize> {
         let _one = self.projecting.lock().await;
-        self.graph.clear().await?;
-        let n = sqlx::query("UPDATE lineage_events SET projected_at = NULL")
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let n = match &self.graph {
+            Graph::Postgres(g) => g.reset().await?,
+            Graph::Bolt(g) => {
+                // Flags first: a crash in between leaves a full graph to re-apply onto.
+                let n = sqlx::query(
+                    "UPDATE lineage_events SET projected_at = NULL, projection_error = NULL",
+                )
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                g.clear().await?;
+                n
+            }
+        };
         Ok(n as usize)
     }
 

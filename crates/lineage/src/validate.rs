@@ -229,6 +229,14 @@ fn check_facets(set: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+fn name_rules(s: &str, path: &str, out: &mut Vec<String>) {
+    if s.is_empty() {
+        out.push(format!("{path}: must not be empty"));
+    } else if s.len() > MAX_NAME {
+        out.push(format!("{path}: longer than {MAX_NAME} bytes"));
+    }
+}
+
 fn check_dataset(d: &Value, path: &str, out: &mut Vec<String>) {
     if !d.is_object() {
         out.push(format!("{path}: must be an object, not {}", kind(d)));
@@ -236,9 +244,7 @@ fn check_dataset(d: &Value, path: &str, out: &mut Vec<String>) {
     }
     for field in ["namespace", "name"] {
         if let Some(s) = need_str(&d[field], &format!("{path}.{field}"), out) {
-            if s.is_empty() {
-                out.push(format!("{path}.{field}: must not be empty"));
-            }
+            name_rules(s, &format!("{path}.{field}"), out);
         }
     }
     for facets in ["facets", "inputFacets", "outputFacets"] {
@@ -246,9 +252,41 @@ fn check_dataset(d: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Longest namespace or name accepted (node keys are indexed).
+pub const MAX_NAME: usize = 1000;
+
+/// Strings PostgreSQL cannot store (a NUL character), anywhere in the event.
+fn nul_strings(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if s.contains('\0') => {
+            out.push(format!("{path}: contains a NUL character"));
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                nul_strings(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                if k.contains('\0') {
+                    out.push(format!("{path}: a key contains a NUL character"));
+                }
+                let p = if path == "$" {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                nul_strings(item, &p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The built-in check: every problem, each naming its field. Empty means valid.
 pub fn structural(event: &Value) -> Vec<String> {
     let mut out = Vec::new();
+    nul_strings(event, "$", &mut out);
     if !event.is_object() {
         return vec![format!(
             "$: an OpenLineage event must be a JSON object, not {}",
@@ -299,9 +337,7 @@ pub fn structural(event: &Value) -> Vec<String> {
         let job = &event["job"];
         for field in ["namespace", "name"] {
             if let Some(s) = need_str(&job[field], &format!("job.{field}"), &mut out) {
-                if s.is_empty() {
-                    out.push(format!("job.{field}: must not be empty"));
-                }
+                name_rules(s, &format!("job.{field}"), &mut out);
             }
         }
         check_facets(&job["facets"], "job.facets", &mut out);
@@ -369,6 +405,21 @@ mod tests {
                 "{ptr}: {problems:?}"
             );
         }
+        let mut e = valid();
+        e["job"]["name"] = json!("a".repeat(MAX_NAME + 1));
+        assert!(structural(&e)
+            .iter()
+            .any(|p| p.starts_with("job.name: longer")));
+        let mut e = valid();
+        e["inputs"][0]["facets"]["x"] =
+            json!({ "_producer": "urn:a", "_schemaURL": "urn:b", "v": "a\u{0}b" });
+        assert!(
+            structural(&e)
+                .iter()
+                .any(|p| p.starts_with("inputs[0].facets.x.v: contains a NUL")),
+            "{:?}",
+            structural(&e)
+        );
         let mut e = valid();
         e.as_object_mut().unwrap().remove("job");
         assert!(structural(&e).iter().any(|p| p.starts_with("job")));

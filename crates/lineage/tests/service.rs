@@ -83,9 +83,49 @@ async fn events_reach_the_graph_once_from_every_path() {
         .unwrap();
     assert_eq!(stored, 8, "nothing invalid is stored");
 
+    // An event the graph cannot take (a name beyond the key index's limit, put in the log
+    // behind validation's back) is marked and skipped; the rest of its batch lands.
+    let mut huge = event.clone();
+    huge["run"]["runId"] = json!("0191c1d2-3b4a-7c5d-8e6f-000000000001");
+    // Incompressible, so that the index entry really exceeds its limit.
+    let mut x = 1u64;
+    let name: String = (0..5000)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            char::from(b'a' + (x >> 59) as u8 % 26)
+        })
+        .collect();
+    huge["outputs"][0]["name"] = json!(name);
+    let mut fine = event.clone();
+    fine["run"]["runId"] = json!("0191c1d2-3b4a-7c5d-8e6f-000000000002");
+    fine["outputs"][0]["name"] = json!("reports/fine.csv");
+    for e in [&huge, &fine] {
+        heal_store::lineage_log::record(&pool, "test", e)
+            .await
+            .unwrap();
+    }
+    assert_eq!(l.project().await.unwrap(), 2);
+    let errors: Vec<Option<String>> = sqlx::query_scalar(
+        "SELECT projection_error FROM lineage_events WHERE source = 'test' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(errors[0].is_some(), "{errors:?}");
+    assert!(errors[1].is_none(), "{errors:?}");
+    assert!(l
+        .affected("daily_revenue", None)
+        .await
+        .unwrap()
+        .affected
+        .iter()
+        .any(|x| x.name == "reports/fine.csv"));
+
     let before = l.export().await.unwrap();
-    assert_eq!(l.rebuild().await.unwrap(), 8);
-    assert_eq!(l.project().await.unwrap(), 8);
+    assert_eq!(l.rebuild().await.unwrap(), 10);
+    assert_eq!(l.project().await.unwrap(), 10);
     let after = l.export().await.unwrap();
     assert_eq!(before, after, "a rebuild from the log gives the same graph");
     t.finish().await;

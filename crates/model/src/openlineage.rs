@@ -22,6 +22,15 @@ pub fn producer(role: &str) -> String {
     format!("urn:heal:{role}:{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// The event time of a role's static job events: the start of the UTC day, so that a restart
+/// on the same day declares nothing new (the log stores an identical event once).
+pub fn declaration_time(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.date_naive()
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc()
+}
+
 /// A facet: `body` with `_producer` and `_schemaURL` set.
 pub fn facet(producer: &str, schema: &str, body: Value) -> Value {
     let mut v = body;

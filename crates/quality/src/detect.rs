@@ -93,8 +93,24 @@ pub struct Detection {
     pub flags: Vec<Flag>,
 }
 
-/// The regular grid: start, step in seconds, one value (or none) per step.
-pub fn regularize(points: &[Point]) -> (DateTime<Utc>, i64, Vec<Option<f64>>) {
+/// Why a series cannot be judged.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DetectError {
+    #[error("the points span {span_secs} s at a typical spacing of {step_secs} s: {steps} steps for {points} points; is a timestamp far off (a wrong year)?")]
+    Sparse {
+        span_secs: i64,
+        step_secs: i64,
+        steps: u64,
+        points: usize,
+    },
+}
+
+/// A series on a regular grid: start, step in seconds, one value (or none) per step.
+pub type Grid = (DateTime<Utc>, i64, Vec<Option<f64>>);
+
+/// The regular grid of `points`. Refused when it would be mostly empty (more than 100 steps
+/// per point).
+pub fn regularize(points: &[Point]) -> Result<Grid, DetectError> {
     let mut pts: Vec<Point> = points.to_vec();
     pts.sort_by_key(|p| p.at);
     let start = pts[0].at;
@@ -113,12 +129,20 @@ pub fn regularize(points: &[Point]) -> (DateTime<Utc>, i64, Vec<Option<f64>>) {
     .find(|n| (median_gap - n).abs() * 10 <= *n)
     .unwrap_or(median_gap);
     let span = (pts[pts.len() - 1].at - start).num_seconds();
-    let n = ((span as f64 / step as f64).round() as usize + 1).min(10_000_000);
+    let steps = (span as f64 / step as f64).round() as u64 + 1;
+    if steps > 100 * pts.len() as u64 + 1000 {
+        return Err(DetectError::Sparse {
+            span_secs: span,
+            step_secs: step,
+            steps,
+            points: pts.len(),
+        });
+    }
+    let n = steps as usize;
     let mut sum = vec![0.0; n];
     let mut count = vec![0u32; n];
     for p in &pts {
         let i = (((p.at - start).num_seconds() as f64) / step as f64).round() as usize;
-        let i = i.min(n - 1);
         sum[i] += p.value;
         count[i] += 1;
     }
@@ -127,7 +151,7 @@ pub fn regularize(points: &[Point]) -> (DateTime<Utc>, i64, Vec<Option<f64>>) {
         .zip(count)
         .map(|(s, c)| (c > 0).then(|| s / c as f64))
         .collect();
-    (start, step, grid)
+    Ok((start, step, grid))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -218,10 +242,10 @@ pub fn infer_period(grid: &[Option<f64>], step_secs: i64) -> Option<usize> {
 }
 
 /// Judges every point of `points` against its seasonal baseline.
-pub fn detect(points: &[Point], settings: &Settings) -> Detection {
+pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, DetectError> {
     let sensitivity = settings.sensitivity;
     if points.is_empty() {
-        return Detection {
+        return Ok(Detection {
             points: 0,
             step_secs: 0,
             period: None,
@@ -231,9 +255,9 @@ pub fn detect(points: &[Point], settings: &Settings) -> Detection {
             judged: 0,
             sensitivity,
             flags: vec![],
-        };
+        });
     }
-    let (start, step, grid) = regularize(points);
+    let (start, step, grid) = regularize(points)?;
     let (period, inferred) = match settings.period {
         Some(p) if p >= 2 => (Some(p), false),
         _ => (infer_period(&grid, step), true),
@@ -265,8 +289,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Detection {
         if prior.len() < needed {
             continue;
         }
-        let mut sorted = prior.clone();
-        let seasonal = median(&mut sorted);
+        let seasonal = median(&mut prior.clone());
         // The level: recent values against their seasonal baselines, as a ratio (half the
         // measured shift: a real shift such as a weekend is mostly followed, noise in the few
         // points measured mostly ignored).
@@ -280,7 +303,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Detection {
         };
         let expected = seasonal * ratio;
         let residual = value - expected;
-        // Noise: absolute residuals of this phase and its neighbours (±2) in earlier cycles,
+        // Noise: residuals of this phase and its neighbours (±3) in earlier cycles,
         // or of the recent points when the series has no period.
         let mut pooled: Vec<f64> = match period {
             Some(p) => (1..=window)
@@ -322,7 +345,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Detection {
             push_level(&mut level_window, value, seasonal);
         }
     }
-    Detection {
+    Ok(Detection {
         points: points.len(),
         step_secs: step,
         period,
@@ -332,7 +355,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Detection {
         judged,
         sensitivity,
         flags,
-    }
+    })
 }
 
 /// The spread of residuals: their root mean square after leaving out those beyond 3.5 robust
@@ -406,13 +429,13 @@ mod tests {
 
     #[test]
     fn infers_a_daily_period_from_hourly_traffic() {
-        let (_, step, grid) = regularize(&traffic_with(21, 1, true));
+        let (_, step, grid) = regularize(&traffic_with(21, 1, true)).unwrap();
         assert_eq!(
             infer_period(&grid, step),
             Some(24),
             "a weekend dip keeps the daily period"
         );
-        let (_, step, grid) = regularize(&traffic(21, 1));
+        let (_, step, grid) = regularize(&traffic(21, 1)).unwrap();
         assert_eq!(step, 3600);
         assert_eq!(infer_period(&grid, step), Some(24));
     }
@@ -426,7 +449,7 @@ mod tests {
         let mut days = 0.0;
         let mut quiet = 0;
         for seed in 1..=50 {
-            let d = detect(&traffic(21, seed), &Settings::default());
+            let d = detect(&traffic(21, seed), &Settings::default()).unwrap();
             assert_eq!(d.period, Some(24));
             assert!(
                 d.judged >= 14 * 24,
@@ -444,7 +467,7 @@ mod tests {
         assert!(quiet >= 47);
         // A weekly dip (weekends 15 % lower) is followed by the level, not flagged.
         for seed in 1..=10 {
-            let d = detect(&traffic_with(21, seed, true), &Settings::default());
+            let d = detect(&traffic_with(21, seed, true), &Settings::default()).unwrap();
             assert!(d.flags.is_empty(), "seed {seed}: {:?}", d.flags);
         }
     }
@@ -456,7 +479,7 @@ mod tests {
         let drop = 18 * 24 + 14;
         s[spike].value *= 1.6;
         s[drop].value *= 0.3;
-        let d = detect(&s, &Settings::default());
+        let d = detect(&s, &Settings::default()).unwrap();
         let at: Vec<(DateTime<Utc>, Direction)> =
             d.flags.iter().map(|f| (f.at, f.direction)).collect();
         assert_eq!(
@@ -475,7 +498,8 @@ mod tests {
                 sensitivity: 40.0,
                 ..Settings::default()
             },
-        );
+        )
+        .unwrap();
         assert!(lax.flags.len() < 2, "{:?}", lax.flags);
     }
 
@@ -498,7 +522,7 @@ mod tests {
             .position(|p| (p.at - s[0].at).num_minutes().abs_diff(target as i64 * 60) <= 15)
             .unwrap();
         s[idx].value *= 0.1;
-        let d = detect(&s, &Settings::default());
+        let d = detect(&s, &Settings::default()).unwrap();
         assert_eq!(d.step_secs, 3600);
         assert_eq!(d.period, Some(24));
         assert_eq!(d.flags.len(), 1, "{:?}", d.flags);
@@ -515,11 +539,18 @@ mod tests {
             })
             .collect();
         s[50].value = 180.0;
-        let d = detect(&s, &Settings::default());
+        let d = detect(&s, &Settings::default()).unwrap();
         assert_eq!(d.flags.len(), 1, "{:?}", d.flags);
         assert_eq!(d.flags[0].at, s[50].at);
-        let short = detect(&s[..5], &Settings::default());
+        let short = detect(&s[..5], &Settings::default()).unwrap();
         assert_eq!(short.judged, 0);
         assert!(short.flags.is_empty());
+        // A timestamp in the wrong year is refused, not turned into a huge empty grid.
+        let mut typo = s.clone();
+        typo[30].at = "2062-03-01T00:00:00Z".parse().unwrap();
+        assert!(matches!(
+            detect(&typo, &Settings::default()),
+            Err(DetectError::Sparse { .. })
+        ));
     }
 }

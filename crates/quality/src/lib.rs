@@ -5,5 +5,5 @@
 pub mod detect;
 pub mod series;
 
-pub use detect::{detect, Detection, Direction, Flag, Settings};
+pub use detect::{detect, DetectError, Detection, Direction, Flag, Settings};
 pub use series::{parse_csv, Point, SeriesError};

@@ -157,11 +157,7 @@ pub async fn run_realtime(
 pub async fn announce(pool: &PgPool, bootstrap: Option<&str>) -> Result<(), sqlx::Error> {
     use heal_model::openlineage as ol;
     let producer = ol::producer("generator");
-    let at = Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .expect("midnight")
-        .and_utc();
+    let at = heal_model::openlineage::declaration_time(Utc::now());
     let job = serde_json::json!({
         "namespace": ol::JOB_NAMESPACE,
         "name": "generator",

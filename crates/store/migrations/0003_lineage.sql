@@ -13,6 +13,8 @@ DELETE FROM lineage_events a
 CREATE UNIQUE INDEX lineage_events_key ON lineage_events (event_key);
 -- Set when the event has been applied to the graph, in the same transaction.
 ALTER TABLE lineage_events ADD COLUMN projected_at timestamptz;
+-- Why the graph refused the event, when it did (the event is then skipped, not retried).
+ALTER TABLE lineage_events ADD COLUMN projection_error text;
 CREATE INDEX lineage_events_pending ON lineage_events (id) WHERE projected_at IS NULL;
 
 -- One node per stream, dataset, job, check or KPI. `key` is `kind:namespace:name`, the

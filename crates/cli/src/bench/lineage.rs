@@ -129,7 +129,16 @@ async fn load(pool: &PgPool, args: &LineageBenchArgs) -> anyhow::Result<Vec<Vec<
             }
         }
     }
+    let mut attempts = 0u64;
     while (edges.len() as u32) < args.edges {
+        attempts += 1;
+        anyhow::ensure!(
+            attempts <= 20 * args.edges as u64,
+            "cannot place {} distinct edges among {} nodes in {} layers: lower --edges or raise --nodes",
+            args.edges,
+            args.nodes,
+            args.layers
+        );
         let l = rng.gen_range(0..layers.len() - 2);
         let i = rng.gen_range(0..per_layer);
         let j = (i + rng.gen_range(-window..=window)).rem_euclid(per_layer);
