@@ -98,6 +98,8 @@ CANNOT_APPEAR = {
     "transaction markers); a fresh tansu topic has none",
     "heal_ingest_stalled_partitions_total": "counts partitions with records left that delivered "
     "nothing for 10 s; a healthy broker always delivers",
+    "heal_lineage_events_refused_total": "counts stored events the graph cannot take (validation "
+    "lets none through that the graph refuses); needs an event put in the log behind the API",
 }
 
 
