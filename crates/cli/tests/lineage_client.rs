@@ -4,10 +4,9 @@
 //! (and one invalid event, which must be refused with its reason); the seed's endpoints then
 //! answer over HTTP from the graph both built.
 
-use heal_testkit::{free_port, http, Backend, KillOnDrop, TestDb};
+use heal_testkit::{free_port, http, wait_for, Backend, KillOnDrop, TestDb};
 use serde_json::Value;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn python() -> Option<String> {
     match std::env::var("HEAL_TEST_PYTHON") {
@@ -23,17 +22,6 @@ fn get(port: u16, path: &str) -> (u16, Value) {
     let (status, body) = http(port, "GET", path, "").unwrap_or_else(|| panic!("GET {path}"));
     let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"));
     (status, v)
-}
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn names(v: &Value, kind: &str) -> Vec<String> {

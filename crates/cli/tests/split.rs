@@ -2,7 +2,7 @@
 //! own port, talking through Kafka and sharing a real PostgreSQL server, as the Kubernetes
 //! manifests run them.
 
-use heal_testkit::{free_port, http, KillOnDrop};
+use heal_testkit::{free_port, http, wait_for, KillOnDrop};
 use heal_testkit::{Backend, TestDb};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -23,17 +23,6 @@ fn role(role: &str, db: &str, kafka: &str, group: &str, port: u16) -> Child {
         .current_dir(std::env::temp_dir())
         .spawn()
         .expect("heal starts")
-}
-
-fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

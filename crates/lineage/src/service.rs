@@ -150,6 +150,15 @@ async fn refuse(conn: &mut sqlx::PgConnection, id: i64, reason: &str) -> Result<
     Ok(())
 }
 
+/// The graph update of a batch of events, in log order.
+fn batch_update(rows: &[(i64, Value)]) -> Update {
+    let mut update = Update::default();
+    for (_, event) in rows {
+        update.extend(mapping::update(event));
+    }
+    update
+}
+
 async fn mark_projected(conn: &mut sqlx::PgConnection, rows: &[(i64, Value)]) -> Result<()> {
     let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
     sqlx::query("UPDATE lineage_events SET projected_at = now() WHERE id = ANY($1)")
@@ -264,10 +273,7 @@ impl Lineage {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut update = Update::default();
-        for (_, event) in &rows {
-            update.extend(mapping::update(event));
-        }
+        let update = batch_update(&rows);
         sqlx::query("SAVEPOINT batch").execute(&mut *tx).await?;
         if let Err(e) = PgGraph::apply_in(&mut tx, &update).await {
             tracing::warn!(error = %e, "a batch of lineage events was refused; applying them one by one");
@@ -300,10 +306,7 @@ impl Lineage {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut update = Update::default();
-        for (_, event) in &rows {
-            update.extend(mapping::update(event));
-        }
+        let update = batch_update(&rows);
         let mut tx = self.pool.begin().await?;
         if let Err(e) = g.apply(&update).await {
             tracing::warn!(error = %e, "a batch of lineage events was refused; applying them one by one");

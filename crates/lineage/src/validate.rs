@@ -10,6 +10,7 @@
 //!
 //! Every problem names the JSON path of the field it concerns.
 
+use heal_model::decode::json_type_name;
 use jsonschema::{Resource, Validator};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -183,20 +184,12 @@ fn need_str<'a>(v: &'a Value, path: &str, out: &mut Vec<String>) -> Option<&'a s
             None
         }
         other => {
-            out.push(format!("{path}: must be a string, not {}", kind(other)));
+            out.push(format!(
+                "{path}: must be a string, not {}",
+                json_type_name(other)
+            ));
             None
         }
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
@@ -221,11 +214,17 @@ fn check_facets(set: &Value, path: &str, out: &mut Vec<String>) {
                             }
                         }
                     }
-                    other => out.push(format!("{at}: must be an object, not {}", kind(other))),
+                    other => out.push(format!(
+                        "{at}: must be an object, not {}",
+                        json_type_name(other)
+                    )),
                 }
             }
         }
-        other => out.push(format!("{path}: must be an object, not {}", kind(other))),
+        other => out.push(format!(
+            "{path}: must be an object, not {}",
+            json_type_name(other)
+        )),
     }
 }
 
@@ -239,7 +238,10 @@ fn name_rules(s: &str, path: &str, out: &mut Vec<String>) {
 
 fn check_dataset(d: &Value, path: &str, out: &mut Vec<String>) {
     if !d.is_object() {
-        out.push(format!("{path}: must be an object, not {}", kind(d)));
+        out.push(format!(
+            "{path}: must be an object, not {}",
+            json_type_name(d)
+        ));
         return;
     }
     for field in ["namespace", "name"] {
@@ -290,7 +292,7 @@ pub fn structural(event: &Value) -> Vec<String> {
     if !event.is_object() {
         return vec![format!(
             "$: an OpenLineage event must be a JSON object, not {}",
-            kind(event)
+            json_type_name(event)
         )];
     }
     if let Some(t) = need_str(&event["eventTime"], "eventTime", &mut out) {
@@ -353,7 +355,10 @@ pub fn structural(event: &Value) -> Vec<String> {
                     check_dataset(d, &format!("{side}[{i}]"), &mut out);
                 }
             }
-            other => out.push(format!("{side}: must be an array, not {}", kind(other))),
+            other => out.push(format!(
+                "{side}: must be an array, not {}",
+                json_type_name(other)
+            )),
         }
     }
     out

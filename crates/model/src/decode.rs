@@ -153,7 +153,10 @@ fn decode_inner(bytes: &[u8]) -> Result<CanonicalEvent, DecodeError> {
     let obj = root.as_object().ok_or_else(|| {
         err(
             ReasonCode::NotAnObject,
-            format!("an event must be a JSON object, found {}", type_name(&root)),
+            format!(
+                "an event must be a JSON object, found {}",
+                json_type_name(&root)
+            ),
         )
     })?;
     let event_id = obj
@@ -183,7 +186,8 @@ fn contains_nul(v: &Value) -> bool {
     }
 }
 
-fn type_name(v: &Value) -> &'static str {
+/// How a JSON value's type reads in an error message ("a string", "an array", …).
+pub fn json_type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -208,7 +212,7 @@ fn schema_version(v: Option<&Value>) -> Result<SchemaVersion, DecodeError> {
                 ReasonCode::InvalidSchemaVersion,
                 format!(
                     "schema_version must be a string, found {}",
-                    type_name(other)
+                    json_type_name(other)
                 ),
             ))
         }
@@ -251,7 +255,7 @@ fn event_kind(v: Option<&Value>, version: SchemaVersion) -> Result<EventKind, De
                 ReasonCode::TypeMismatch,
                 format!(
                     "field `event_type` must be a string, found {}",
-                    type_name(other)
+                    json_type_name(other)
                 ),
             ))
         }
@@ -357,7 +361,7 @@ impl<'a> Reader<'a> {
             format!(
                 "field {} must be {expected}, found {}",
                 self.describe(name),
-                type_name(found)
+                json_type_name(found)
             ),
         )
     }

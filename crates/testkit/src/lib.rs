@@ -88,6 +88,18 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Str
     Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
 }
 
+/// Polls `check` every 200 ms until it holds; panics naming `what` after 90 s.
+pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 /// A child process that is killed when dropped, so a failing test leaves nothing running.
 pub struct KillOnDrop(pub std::process::Child);
 
