@@ -52,7 +52,8 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run roles as a service: all roles on one port by default, or a subset, each role on its
-    /// own port (then DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS are required).
+    /// own port (then DATABASE_URL is required, and KAFKA_BOOTSTRAP_SERVERS for every role but
+    /// lineage).
     Run(RunArgs),
     /// Run the whole platform on this machine with nothing installed: embedded PostgreSQL and
     /// bus, a few simulated days with injected faults, a summary, then the HTTP API until Ctrl-C.

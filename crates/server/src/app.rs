@@ -98,7 +98,11 @@ impl App {
             if config.database.url.is_none() {
                 unset.push("DATABASE_URL (database.url)");
             }
-            if config.kafka.bootstrap_servers.is_none() {
+            // The lineage role alone needs no broker: its events come through PostgreSQL and
+            // HTTP (its topic consumer then listens on the in-process bus, where nothing
+            // arrives).
+            let needs_bus = roles.iter().any(|r| r != Role::Lineage);
+            if needs_bus && config.kafka.bootstrap_servers.is_none() {
                 unset.push("KAFKA_BOOTSTRAP_SERVERS (kafka.bootstrap_servers)");
             }
             if !unset.is_empty() {
@@ -506,5 +510,28 @@ impl App {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lineage_role_alone_needs_no_broker() {
+        let mut config = Config::default();
+        config.database.url = Some("postgresql://heal@db:5432/heal".into());
+        let lineage: RoleSet = "lineage".parse().unwrap();
+        let (mode, roles) = App::check(&config, &lineage).expect("lineage without Kafka");
+        assert_eq!(mode, Mode::Microservices);
+        assert_eq!(roles, vec![Role::Lineage]);
+        for others in ["batch", "batch,lineage", "ingest"] {
+            let set: RoleSet = others.parse().unwrap();
+            let err = App::check(&config, &set).unwrap_err().to_string();
+            assert!(err.contains("KAFKA_BOOTSTRAP_SERVERS"), "{others}: {err}");
+        }
+        config.database.url = None;
+        let err = App::check(&config, &lineage).unwrap_err().to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
     }
 }
