@@ -99,19 +99,23 @@ pub async fn lineage(global: &Global, cmd: LineageCommand) -> anyhow::Result<Exi
     }
     let config = load_config(global, &[])?;
     let db = crate::cli::open_database(&config).await?;
-    let service = heal_server::lineage_service(&config, db.pool().clone()).await?;
-    let result = match cmd {
-        LineageCommand::Rebuild => {
-            let n = service.rebuild().await?;
-            let applied = service.project().await?;
-            println!("graph rebuilt from {n} events ({applied} applied)");
-            Ok(ExitCode::SUCCESS)
+    // Every path closes the database (the embedded engine needs it), errors included.
+    let result = async {
+        let service = heal_server::lineage_service(&config, db.pool().clone()).await?;
+        match cmd {
+            LineageCommand::Rebuild => {
+                let n = service.rebuild().await?;
+                let applied = service.project().await?;
+                println!("graph rebuilt from {n} events ({applied} applied)");
+                Ok(ExitCode::SUCCESS)
+            }
+            cmd => {
+                service.project().await?;
+                answer(&service, cmd).await
+            }
         }
-        cmd => {
-            service.project().await?;
-            answer(&service, cmd).await
-        }
-    };
+    }
+    .await;
     db.close().await;
     result
 }

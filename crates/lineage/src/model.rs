@@ -187,6 +187,12 @@ fn newer(new: &Option<String>, old: &Option<String>) -> bool {
 }
 
 impl Props {
+    /// True when the newest run failed (a job) or the newest result failed (a check).
+    pub fn failing(&self) -> bool {
+        matches!(self.last_run_state.as_deref(), Some("FAIL" | "ABORT"))
+            || self.check_success == Some(false)
+    }
+
     /// Merges a newer description of the node into `self`: set values replace, unset ones
     /// keep what was known; run, write and check results only move forward in time, so
     /// events applied out of order leave the newest state.
@@ -258,8 +264,7 @@ impl Node {
 
     /// True when the newest run of this job failed, or this check's newest result failed.
     pub fn failing(&self) -> bool {
-        matches!(self.props.last_run_state.as_deref(), Some("FAIL" | "ABORT"))
-            || self.props.check_success == Some(false)
+        self.props.failing()
     }
 }
 

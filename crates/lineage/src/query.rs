@@ -344,14 +344,7 @@ pub fn impact(
     }
     // What fails, and what each asset is attached to.
     let fail_of = |a: &Asset| -> Option<Failure> {
-        let n = Node {
-            key: a.key.clone(),
-            kind: a.kind,
-            namespace: a.namespace.clone(),
-            name: a.name.clone(),
-            props: a.props.clone(),
-        };
-        if !n.failing() {
+        if !a.props.failing() {
             return None;
         }
         Some(match a.kind {
