@@ -158,7 +158,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(cmd) => ops::quarantine(&cli.global, cmd).await,
         Command::Batch(cmd) => crate::batch::batch(&cli.global, cmd).await,
         Command::Lineage(cmd) => crate::lineage::lineage(&cli.global, cmd).await,
-        Command::Quality(cmd) => crate::quality::quality(cmd).await,
+        Command::Quality(cmd) => crate::quality::quality(&cli.global, cmd).await,
         Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
     }
 }

@@ -13,5 +13,5 @@ mod settings;
 pub use role::{Role, RoleSet};
 pub use settings::{
     BatchConfig, Config, ConfigError, DatabaseConfig, GeneratorConfig, IngestConfig, KafkaConfig,
-    LineageConfig, LogFormat, Neo4jConfig, RolePorts,
+    LineageConfig, LogFormat, Neo4jConfig, QualityConfig, RolePorts,
 };

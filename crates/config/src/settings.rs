@@ -45,6 +45,7 @@ pub struct Config {
     pub generator: GeneratorConfig,
     pub batch: BatchConfig,
     pub lineage: LineageConfig,
+    pub quality: QualityConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,15 @@ pub struct LineageConfig {
     pub openlineage_spec_dir: Option<PathBuf>,
     /// How often the event log is projected into the graph.
     pub project_interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    /// The checks file (TOML). Unset: the built-in checks for the platform's own tables.
+    pub checks_file: Option<PathBuf>,
+    /// How often every check runs.
+    pub interval_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,6 +227,10 @@ impl Default for Config {
             lineage: LineageConfig {
                 openlineage_spec_dir: None,
                 project_interval_ms: 1000,
+            },
+            quality: QualityConfig {
+                checks_file: None,
+                interval_ms: 60_000,
             },
         }
     }
@@ -412,6 +426,22 @@ impl Config {
                 &self.batch.delay_scale,
                 "must be a number of at least 0",
             );
+        }
+        if self.quality.interval_ms < 100 {
+            return bad(
+                "quality.interval_ms",
+                &self.quality.interval_ms,
+                "must be at least 100",
+            );
+        }
+        if let Some(path) = &self.quality.checks_file {
+            if !path.is_file() {
+                return bad(
+                    "quality.checks_file",
+                    &path.display(),
+                    "is not a readable file",
+                );
+            }
         }
         if self.lineage.project_interval_ms == 0 {
             return bad("lineage.project_interval_ms", &0, "must be at least 1");

@@ -8,6 +8,7 @@ pub mod event;
 pub mod fault;
 pub mod money;
 pub mod openlineage;
+pub mod quality;
 pub mod topics;
 pub mod wire;
 

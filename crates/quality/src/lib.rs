@@ -1,9 +1,21 @@
-//! The quality role. Built so far: the anomaly detector ([`detect`]) that judges a metric's
-//! history against a seasonal baseline, and reading series from CSV ([`series`]). The checks
-//! file, the check runner and failure events are not built yet.
+//! The quality role: declarative checks from a checks file ([`checks`]), measured over windows
+//! of event time or over what arrived since their last run ([`eval`]), judged against their
+//! rules and, for volume, freshness, completeness and distribution metrics, against a
+//! seasonal baseline of their own history ([`detect`]); results stored with their metric,
+//! repeated failures folded into ongoing conditions whose changes are published as failure
+//! events ([`runner`]); the role's loop ([`role`]) and its HTTP API ([`http`]).
 
+pub mod checks;
 pub mod detect;
+pub mod eval;
+pub mod http;
+pub mod report;
+pub mod role;
+pub mod runner;
 pub mod series;
 
+pub use checks::{Catalog, Check, CheckKind, ChecksError, ChecksFile};
 pub use detect::{detect, DetectError, Detection, Direction, Flag, Settings};
+pub use eval::Status;
+pub use runner::{CheckReport, CycleReport, Error, Quality};
 pub use series::{parse_csv, Point, SeriesError};

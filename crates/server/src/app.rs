@@ -43,6 +43,11 @@ struct LineageRole {
     interval: std::time::Duration,
 }
 
+struct QualityRole {
+    role: Arc<heal_quality::role::QualityRole>,
+    interval: std::time::Duration,
+}
+
 struct IngestRole {
     ingestor: Arc<Ingestor>,
     stats: Arc<ConsumerStats>,
@@ -59,6 +64,7 @@ pub struct App {
     generator: Option<Arc<GeneratorStatus>>,
     batch: Option<BatchRole>,
     lineage: Option<LineageRole>,
+    quality: Option<QualityRole>,
 }
 
 impl App {
@@ -199,6 +205,19 @@ impl App {
         } else {
             None
         };
+        let quality = if running.contains(&Role::Quality) {
+            let engine = crate::quality_engine(&config, db.pool().clone()).await?;
+            Some(QualityRole {
+                role: Arc::new(heal_quality::role::QualityRole::new(
+                    Arc::new(engine),
+                    Some(bus.clone()),
+                    topics::DATA_QUALITY_CHECKS,
+                )),
+                interval: std::time::Duration::from_millis(config.quality.interval_ms),
+            })
+        } else {
+            None
+        };
         Ok(App {
             config,
             roles: running,
@@ -210,6 +229,7 @@ impl App {
             generator,
             batch,
             lineage,
+            quality,
         })
     }
 
@@ -308,6 +328,10 @@ impl App {
                 Some(l) => heal_lineage::http::routes(l.service.clone()),
                 None => Router::new(),
             },
+            Role::Quality => match &self.quality {
+                Some(q) => heal_quality::http::routes(q.role.clone()),
+                None => Router::new(),
+            },
             _ => Router::new(),
         }
     }
@@ -349,6 +373,23 @@ impl App {
             rx
         };
         self.announce().await;
+        if let Some(quality) = &self.quality {
+            let group = format!("{}-quality", self.config.kafka.group_prefix);
+            let consumer = self.bus.consumer(&group, topics::PIPELINE_EVENTS)?;
+            let running = self.readiness.component("quality-checks");
+            let run = heal_quality::role::run_loop(
+                quality.role.clone(),
+                quality.interval,
+                Some((consumer, topics::PIPELINE_EVENTS.to_string())),
+                stop.clone(),
+            );
+            tasks.spawn(async move {
+                running.store(true, Ordering::SeqCst);
+                run.await;
+                running.store(false, Ordering::SeqCst);
+                Ok(())
+            });
+        }
         if let Some(lineage) = &self.lineage {
             let running = self.readiness.component("lineage-projector");
             let service = lineage.service.clone();

@@ -13,12 +13,28 @@ pub use app::{App, Listen, Mode};
 pub use health::Readiness;
 
 /// Roles whose implementation exists in this build.
-pub const IMPLEMENTED_ROLES: [heal_config::Role; 4] = [
+pub const IMPLEMENTED_ROLES: [heal_config::Role; 5] = [
     heal_config::Role::Generator,
     heal_config::Role::Ingest,
     heal_config::Role::Batch,
+    heal_config::Role::Quality,
     heal_config::Role::Lineage,
 ];
+
+/// The quality engine a configuration asks for: the checks of `quality.checks_file` (or the
+/// built-in ones), validated against the database. Fails naming the file, the check and the
+/// key.
+pub async fn quality_engine(
+    config: &heal_config::Config,
+    pool: sqlx::PgPool,
+) -> anyhow::Result<heal_quality::Quality> {
+    let catalog = heal_quality::Catalog::load(&pool).await?;
+    let checks = match &config.quality.checks_file {
+        Some(path) => heal_quality::ChecksFile::load(path, &catalog)?,
+        None => heal_quality::ChecksFile::default_checks(&catalog)?,
+    };
+    Ok(heal_quality::Quality::new(pool, checks).await?)
+}
 
 /// The lineage service a configuration asks for: the graph in the Bolt server `neo4j.uri`
 /// names, or in PostgreSQL; events validated against the official schemas when

@@ -1,0 +1,1196 @@
+//! The checks file: which checks run on which datasets, with their thresholds. TOML, one
+//! `[[check]]` table per check and an optional `[defaults]` table. A file with a mistake is
+//! refused as a whole when loaded, and the error names the file, the check and the key.
+//!
+//! Loading happens in two steps: [`ChecksFile::parse`] reads and validates the file against the
+//! database's catalog (tables, columns, their types), so unknown datasets and columns are
+//! caught before anything runs; [`crate::Quality::new`] then has PostgreSQL plan every query
+//! the checks will run, so a filter, pattern or custom query that does not compile is refused
+//! at start too, not at 3 a.m.
+
+use chrono::Duration;
+use heal_model::duration::{format_iso_duration, parse_iso_duration};
+use heal_model::quality::Severity;
+use heal_model::{EventKind, ReasonCode};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The shipped checks for the platform's own tables.
+pub const DEFAULT_CHECKS: &str = include_str!("../checks.default.toml");
+/// The name the shipped file is reported under.
+pub const DEFAULT_CHECKS_NAME: &str = "checks.default.toml (built in)";
+
+/// A checks file that cannot be used: where, and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}: {}{key}: {message}", check.as_ref().map(|c| format!("check {c:?}: ")).unwrap_or_default())]
+pub struct ChecksError {
+    pub file: String,
+    pub check: Option<String>,
+    pub key: String,
+    pub message: String,
+}
+
+/// Tables and their columns (name → data type), as the database reports them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Catalog {
+    pub tables: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl Catalog {
+    /// The tables and columns of the current schema.
+    pub async fn load(pool: &sqlx::PgPool) -> Result<Catalog, sqlx::Error> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT table_name::text, column_name::text, data_type::text
+             FROM information_schema.columns WHERE table_schema = current_schema()",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut tables: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (t, c, ty) in rows {
+            tables.entry(t).or_default().insert(c, ty);
+        }
+        Ok(Catalog { tables })
+    }
+
+    fn column_type(&self, table: &str, column: &str) -> Option<&str> {
+        self.tables.get(table)?.get(column).map(String::as_str)
+    }
+}
+
+/// The event kind whose events the ingest role writes to `table`, if any.
+pub fn event_kind_of(table: &str) -> Option<EventKind> {
+    EventKind::ALL.into_iter().find(|k| k.table() == table)
+}
+
+/// The time column of the platform's own tables.
+fn default_time_column(table: &str) -> Option<&'static str> {
+    Some(match table {
+        "raw_events" => "occurred_at",
+        "users" => "signed_up_at",
+        "sessions" => "started_at",
+        "product_views" => "viewed_at",
+        "cart_items" => "added_at",
+        "orders" => "placed_at",
+        "payments" => "processed_at",
+        "refunds" => "refunded_at",
+        "quarantine" => "received_at",
+        _ => return None,
+    })
+}
+
+/// Which way an anomaly counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Both,
+    Drop,
+    Spike,
+}
+
+/// Anomaly detection on a check's metric history.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Anomaly {
+    pub sensitivity: f64,
+    pub direction: Direction,
+}
+
+/// A validity rule on one column.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum Rule {
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
+    Values {
+        values: Vec<String>,
+    },
+    Pattern {
+        pattern: String,
+    },
+    /// Event times past their arrival: the rows the ingest role refused as
+    /// `future_timestamp`, plus stored rows later than the data clock.
+    NotFuture,
+}
+
+/// One side of a reconciliation: an aggregate of a dataset per day.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Side {
+    pub dataset: String,
+    pub value: String,
+    pub time: String,
+    pub filter: Option<String>,
+}
+
+/// What a check measures, with its type's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CheckKind {
+    Freshness {
+        #[serde(serialize_with = "iso")]
+        max_age: Duration,
+    },
+    Volume {
+        min_rows: Option<f64>,
+        max_rows: Option<f64>,
+    },
+    Completeness {
+        columns: Vec<String>,
+        max_null_rate: f64,
+    },
+    Uniqueness {
+        key: Vec<String>,
+        max_duplicate_rate: f64,
+    },
+    Validity {
+        column: String,
+        #[serde(flatten)]
+        rule: Rule,
+        max_invalid_rate: f64,
+    },
+    Referential {
+        column: String,
+        parent: String,
+        parent_column: String,
+        #[serde(serialize_with = "iso")]
+        grace: Duration,
+        max_orphan_rate: f64,
+    },
+    Distribution {
+        column: String,
+        numeric: bool,
+        #[serde(serialize_with = "iso")]
+        baseline: Duration,
+        max_psi: f64,
+        min_rows: i64,
+    },
+    Reconciliation {
+        left: Side,
+        right: Side,
+        min_ratio: f64,
+        max_ratio: f64,
+    },
+    Schema {
+        reasons: Vec<String>,
+        max_rows: i64,
+    },
+    Pipeline {
+        jobs: Vec<String>,
+        #[serde(serialize_with = "iso")]
+        max_delay: Duration,
+        max_quarantine_rate: f64,
+    },
+    CustomSql {
+        sql: String,
+        max_rows: i64,
+    },
+}
+
+impl CheckKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CheckKind::Freshness { .. } => "freshness",
+            CheckKind::Volume { .. } => "volume",
+            CheckKind::Completeness { .. } => "completeness",
+            CheckKind::Uniqueness { .. } => "uniqueness",
+            CheckKind::Validity { .. } => "validity",
+            CheckKind::Referential { .. } => "referential",
+            CheckKind::Distribution { .. } => "distribution",
+            CheckKind::Reconciliation { .. } => "reconciliation",
+            CheckKind::Schema { .. } => "schema",
+            CheckKind::Pipeline { .. } => "pipeline",
+            CheckKind::CustomSql { .. } => "custom_sql",
+        }
+    }
+
+    /// Checks that judge what arrived since their last run (quarantine rows, job runs) rather
+    /// than windows of event time.
+    pub fn incremental(&self) -> bool {
+        matches!(
+            self,
+            CheckKind::Schema { .. }
+                | CheckKind::Pipeline { .. }
+                | CheckKind::Validity {
+                    rule: Rule::NotFuture,
+                    ..
+                }
+        )
+    }
+}
+
+fn iso<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_iso_duration(*d))
+}
+
+/// A validated check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub description: Option<String>,
+    pub dataset: String,
+    /// The column the check is about, when there is one.
+    pub column: Option<String>,
+    /// Event-time column windows are cut on.
+    pub time: Option<String>,
+    /// Extra SQL condition on the dataset's rows.
+    pub filter: Option<String>,
+    pub severity: Severity,
+    #[serde(flatten)]
+    pub kind: CheckKind,
+    /// Step of the windows judged (and of the metric history).
+    #[serde(serialize_with = "iso")]
+    pub every: Duration,
+    /// Length of each window (≥ `every`; longer windows overlap).
+    #[serde(serialize_with = "iso")]
+    pub window: Duration,
+    /// Time after a window's end before it is judged (out-of-order arrivals).
+    #[serde(serialize_with = "iso")]
+    pub settle: Duration,
+    /// Windows this recent are judged again each cycle (late data changes them).
+    #[serde(serialize_with = "iso")]
+    pub lookback: Duration,
+    /// How far back the first cycle starts.
+    #[serde(serialize_with = "iso")]
+    pub history: Duration,
+    pub anomaly: Option<Anomaly>,
+    /// Passing results in a row that resolve an open condition.
+    pub clear_after: u32,
+    /// Jobs whose completion triggers this check at once.
+    pub after_jobs: Vec<String>,
+}
+
+/// A loaded checks file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChecksFile {
+    pub source: String,
+    pub checks: Vec<Check>,
+}
+
+const TYPES: [&str; 11] = [
+    "freshness",
+    "volume",
+    "completeness",
+    "uniqueness",
+    "validity",
+    "referential",
+    "distribution",
+    "reconciliation",
+    "schema",
+    "pipeline",
+    "custom_sql",
+];
+
+/// Keys every check may have.
+const COMMON: [&str; 16] = [
+    "name",
+    "type",
+    "description",
+    "dataset",
+    "time",
+    "filter",
+    "severity",
+    "every",
+    "window",
+    "settle",
+    "lookback",
+    "history",
+    "anomaly",
+    "sensitivity",
+    "direction",
+    "clear_after",
+];
+
+fn type_keys(ty: &str) -> &'static [&'static str] {
+    match ty {
+        "freshness" => &["max_age"],
+        "volume" => &["min_rows", "max_rows"],
+        "completeness" => &["columns", "max_null_rate"],
+        "uniqueness" => &["key", "max_duplicate_rate"],
+        "validity" => &[
+            "column",
+            "min",
+            "max",
+            "values",
+            "pattern",
+            "rule",
+            "max_invalid_rate",
+        ],
+        "referential" => &["column", "references", "grace", "max_orphan_rate"],
+        "distribution" => &["column", "kind", "baseline", "max_psi", "min_rows"],
+        "reconciliation" => &["left", "right", "min_ratio", "max_ratio"],
+        "schema" => &["reasons", "max_rows"],
+        "pipeline" => &["jobs", "max_delay", "max_quarantine_rate"],
+        "custom_sql" => &["sql", "max_rows"],
+        _ => &[],
+    }
+}
+
+/// Reasons of the ingest role that mean a payload did not fit its schema.
+pub const SCHEMA_REASONS: [ReasonCode; 10] = [
+    ReasonCode::InvalidEncoding,
+    ReasonCode::MalformedJson,
+    ReasonCode::NotAnObject,
+    ReasonCode::InvalidSchemaVersion,
+    ReasonCode::UnknownSchemaVersion,
+    ReasonCode::UnknownEventType,
+    ReasonCode::MissingField,
+    ReasonCode::NullField,
+    ReasonCode::TypeMismatch,
+    ReasonCode::SchemaDrift,
+];
+
+/// The values of the `[defaults]` table (or the built-in ones).
+#[derive(Debug, Clone)]
+struct Defaults {
+    severity: Severity,
+    sensitivity: f64,
+    every: Duration,
+    settle: Duration,
+    lookback: Duration,
+    history: Duration,
+    clear_after: u32,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            severity: Severity::Medium,
+            sensitivity: 5.0,
+            every: Duration::hours(1),
+            settle: Duration::minutes(10),
+            lookback: Duration::hours(6),
+            history: Duration::days(14),
+            clear_after: 2,
+        }
+    }
+}
+
+/// Reads the keys of one table, remembering which were used.
+struct Reader<'a> {
+    file: &'a str,
+    check: Option<String>,
+    prefix: String,
+    table: &'a toml::Table,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, key: &str, message: impl Into<String>) -> ChecksError {
+        ChecksError {
+            file: self.file.to_string(),
+            check: self.check.clone(),
+            key: format!("{}{key}", self.prefix),
+            message: message.into(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a toml::Value> {
+        self.table.get(key)
+    }
+
+    fn string(&self, key: &str) -> Result<Option<String>, ChecksError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+            Some(toml::Value::String(_)) => Err(self.err(key, "must not be empty")),
+            Some(v) => Err(self.err(key, format!("{v} is not a string"))),
+        }
+    }
+
+    fn required(&self, key: &str) -> Result<String, ChecksError> {
+        self.string(key)?
+            .ok_or_else(|| self.err(key, "is required for this check type"))
+    }
+
+    fn number(&self, key: &str) -> Result<Option<f64>, ChecksError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Integer(i)) => Ok(Some(*i as f64)),
+            Some(toml::Value::Float(f)) if f.is_finite() => Ok(Some(*f)),
+            Some(v) => Err(self.err(key, format!("{v} is not a number"))),
+        }
+    }
+
+    fn rate(&self, key: &str, default: f64) -> Result<f64, ChecksError> {
+        match self.number(key)? {
+            None => Ok(default),
+            Some(r) if (0.0..=1.0).contains(&r) => Ok(r),
+            Some(r) => Err(self.err(key, format!("{r} is not a rate between 0 and 1"))),
+        }
+    }
+
+    fn count(&self, key: &str, default: i64) -> Result<i64, ChecksError> {
+        match self.number(key)? {
+            None => Ok(default),
+            Some(n) if n >= 0.0 && n.fract() == 0.0 => Ok(n as i64),
+            Some(n) => Err(self.err(key, format!("{n} is not a whole number ≥ 0"))),
+        }
+    }
+
+    fn duration(&self, key: &str) -> Result<Option<Duration>, ChecksError> {
+        let Some(text) = self.string(key)? else {
+            return Ok(None);
+        };
+        let d = parse_iso_duration(&text).map_err(|e| self.err(key, e))?;
+        if d <= Duration::zero() {
+            return Err(self.err(key, format!("{text:?} must be longer than zero")));
+        }
+        Ok(Some(d))
+    }
+
+    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ChecksError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Array(items)) => {
+                let mut out = Vec::new();
+                for v in items {
+                    match v {
+                        toml::Value::String(s) => out.push(s.clone()),
+                        other => {
+                            return Err(self.err(key, format!("{other} is not a string")));
+                        }
+                    }
+                }
+                if out.is_empty() {
+                    return Err(self.err(key, "must not be empty"));
+                }
+                Ok(Some(out))
+            }
+            Some(toml::Value::String(s)) => Ok(Some(vec![s.clone()])),
+            Some(v) => Err(self.err(key, format!("{v} is not a list of strings"))),
+        }
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ChecksError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
+            Some(v) => Err(self.err(key, format!("{v} is not true or false"))),
+        }
+    }
+
+    fn unknown_keys(&self, allowed: &[&str]) -> Result<(), ChecksError> {
+        for key in self.table.keys() {
+            if !allowed.contains(&key.as_str()) {
+                return Err(self.err(
+                    key,
+                    format!("unknown key; this table takes {}", allowed.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ChecksFile {
+    /// Reads a checks file from disk (see [`ChecksFile::parse`]).
+    pub fn load(path: &Path, catalog: &Catalog) -> Result<ChecksFile, ChecksError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ChecksError {
+            file: file.clone(),
+            check: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file, catalog)
+    }
+
+    /// The shipped checks.
+    pub fn default_checks(catalog: &Catalog) -> Result<ChecksFile, ChecksError> {
+        Self::parse(DEFAULT_CHECKS, DEFAULT_CHECKS_NAME, catalog)
+    }
+
+    /// Parses and validates `text` (named `file` in errors) against `catalog`.
+    pub fn parse(text: &str, file: &str, catalog: &Catalog) -> Result<ChecksFile, ChecksError> {
+        let top: toml::Table = text.parse().map_err(|e: toml::de::Error| ChecksError {
+            file: file.to_string(),
+            check: None,
+            key: String::new(),
+            message: format!("not valid TOML: {}", e.message()),
+        })?;
+        let root = Reader {
+            file,
+            check: None,
+            prefix: String::new(),
+            table: &top,
+        };
+        root.unknown_keys(&["defaults", "check"])?;
+        let mut defaults = Defaults::default();
+        if let Some(v) = top.get("defaults") {
+            let toml::Value::Table(t) = v else {
+                return Err(root.err("defaults", "must be a table"));
+            };
+            let r = Reader {
+                file,
+                check: None,
+                prefix: "defaults.".into(),
+                table: t,
+            };
+            r.unknown_keys(&[
+                "severity",
+                "sensitivity",
+                "every",
+                "settle",
+                "lookback",
+                "history",
+                "clear_after",
+            ])?;
+            if let Some(s) = r.string("severity")? {
+                defaults.severity = s.parse().map_err(|e: String| r.err("severity", e))?;
+            }
+            if let Some(s) = r.number("sensitivity")? {
+                if s <= 0.0 {
+                    return Err(r.err("sensitivity", format!("{s} must be above 0")));
+                }
+                defaults.sensitivity = s;
+            }
+            defaults.every = r.duration("every")?.unwrap_or(defaults.every);
+            defaults.settle = r.duration("settle")?.unwrap_or(defaults.settle);
+            defaults.lookback = r.duration("lookback")?.unwrap_or(defaults.lookback);
+            defaults.history = r.duration("history")?.unwrap_or(defaults.history);
+            defaults.clear_after = r.count("clear_after", defaults.clear_after as i64)? as u32;
+        }
+        let items = match top.get("check") {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items.clone(),
+            Some(_) => return Err(root.err("check", "must be an array of tables ([[check]])")),
+        };
+        let mut checks = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, item) in items.iter().enumerate() {
+            let toml::Value::Table(t) = item else {
+                return Err(root.err(&format!("check[{}]", i + 1), "must be a table"));
+            };
+            let name = match t.get("name") {
+                Some(toml::Value::String(s)) if valid_name(s) => s.clone(),
+                Some(v) => {
+                    return Err(ChecksError {
+                        file: file.into(),
+                        check: Some(format!("#{}", i + 1)),
+                        key: "name".into(),
+                        message: format!(
+                            "{v} is not a name (letters, digits, _ . - only, at most 100)"
+                        ),
+                    })
+                }
+                None => {
+                    return Err(ChecksError {
+                        file: file.into(),
+                        check: Some(format!("#{}", i + 1)),
+                        key: "name".into(),
+                        message: "every check needs a name".into(),
+                    })
+                }
+            };
+            let r = Reader {
+                file,
+                check: Some(name.clone()),
+                prefix: String::new(),
+                table: t,
+            };
+            if !names.insert(name.clone()) {
+                return Err(r.err("name", "another check has this name"));
+            }
+            checks.push(parse_check(&r, name, &defaults, catalog)?);
+        }
+        Ok(ChecksFile {
+            source: file.to_string(),
+            checks,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn dataset_column(
+    r: &Reader<'_>,
+    catalog: &Catalog,
+    dataset: &str,
+    key: &str,
+    column: &str,
+) -> Result<(), ChecksError> {
+    if catalog.column_type(dataset, column).is_none() {
+        let known: Vec<&String> = catalog
+            .tables
+            .get(dataset)
+            .map(|c| c.keys().collect())
+            .unwrap_or_default();
+        return Err(r.err(
+            key,
+            format!(
+                "{dataset} has no column {column:?}; its columns are {}",
+                known
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn is_time_type(ty: &str) -> bool {
+    ty.starts_with("timestamp") || ty == "date"
+}
+
+fn is_numeric_type(ty: &str) -> bool {
+    matches!(
+        ty,
+        "bigint" | "integer" | "smallint" | "numeric" | "double precision" | "real"
+    )
+}
+
+fn parse_check(
+    r: &Reader<'_>,
+    name: String,
+    d: &Defaults,
+    catalog: &Catalog,
+) -> Result<Check, ChecksError> {
+    let ty = r.required("type")?;
+    if !TYPES.contains(&ty.as_str()) {
+        return Err(r.err(
+            "type",
+            format!("unknown check type {ty:?}; use one of {}", TYPES.join(", ")),
+        ));
+    }
+    let mut allowed: Vec<&str> = COMMON.to_vec();
+    allowed.extend_from_slice(type_keys(&ty));
+    r.unknown_keys(&allowed)?;
+
+    let dataset = match (ty.as_str(), r.string("dataset")?) {
+        ("pipeline", None) => "job_runs".to_string(),
+        ("reconciliation", None) => String::new(),
+        (_, None) => return Err(r.err("dataset", "is required")),
+        (_, Some(ds)) => ds,
+    };
+    if !dataset.is_empty() && !catalog.tables.contains_key(&dataset) {
+        return Err(r.err(
+            "dataset",
+            format!(
+                "unknown dataset {dataset:?}; the database has {}",
+                catalog
+                    .tables
+                    .keys()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    let severity = match r.string("severity")? {
+        Some(s) => s.parse().map_err(|e: String| r.err("severity", e))?,
+        None => d.severity,
+    };
+    let every = r.duration("every")?.unwrap_or(if ty == "reconciliation" {
+        Duration::days(1)
+    } else {
+        d.every
+    });
+    if every < Duration::minutes(1) || Duration::days(1).num_seconds() % every.num_seconds() != 0 {
+        return Err(r.err(
+            "every",
+            format!(
+                "{} must be at least a minute and divide a day (PT5M, PT1H, P1D, …)",
+                format_iso_duration(every)
+            ),
+        ));
+    }
+    let default_window = if ty == "distribution" {
+        Duration::hours(6).max(every)
+    } else {
+        every
+    };
+    let window = r.duration("window")?.unwrap_or(default_window);
+    if window < every || window.num_seconds() % every.num_seconds() != 0 {
+        return Err(r.err(
+            "window",
+            format!(
+                "{} must be a whole number of `every` steps ({})",
+                format_iso_duration(window),
+                format_iso_duration(every)
+            ),
+        ));
+    }
+    let settle = r.duration("settle")?.unwrap_or(d.settle);
+    let lookback = r.duration("lookback")?.unwrap_or(d.lookback);
+    let history = r.duration("history")?.unwrap_or(d.history);
+    let clear_after = r.count("clear_after", d.clear_after as i64)?.max(1) as u32;
+    let filter = r.string("filter")?;
+
+    let time = if ty == "reconciliation" || ty == "pipeline" || ty == "schema" {
+        None
+    } else {
+        match r.string("time")? {
+            Some(col) => Some(col),
+            None => default_time_column(&dataset)
+                .map(str::to_string)
+                .or_else(|| {
+                    catalog
+                        .column_type(&dataset, "day")
+                        .filter(|t| *t == "date")
+                        .map(|_| "day".to_string())
+                }),
+        }
+    };
+    let windowed = !matches!(ty.as_str(), "pipeline" | "schema" | "reconciliation");
+    if let Some(col) = &time {
+        dataset_column(r, catalog, &dataset, "time", col)?;
+        let t = catalog.column_type(&dataset, col).unwrap_or_default();
+        if !is_time_type(t) {
+            return Err(r.err("time", format!("{col} is a {t}, not a timestamp or date")));
+        }
+    } else if windowed && ty != "custom_sql" {
+        return Err(r.err(
+            "time",
+            format!("{dataset} has no known event-time column: name one"),
+        ));
+    }
+
+    let anomaly_on = r.boolean("anomaly")?.unwrap_or(ty == "volume");
+    let sensitivity = match r.number("sensitivity")? {
+        Some(s) if s > 0.0 => s,
+        Some(s) => return Err(r.err("sensitivity", format!("{s} must be above 0"))),
+        None => d.sensitivity,
+    };
+    let direction = match r.string("direction")?.as_deref() {
+        None | Some("both") => Direction::Both,
+        Some("drop") => Direction::Drop,
+        Some("spike") => Direction::Spike,
+        Some(other) => {
+            return Err(r.err("direction", format!("{other:?}: use both, drop or spike")))
+        }
+    };
+    let anomaly = match (anomaly_on, ty.as_str()) {
+        (true, "volume" | "freshness" | "distribution" | "completeness") => Some(Anomaly {
+            sensitivity,
+            direction,
+        }),
+        (true, _) => return Err(r.err(
+            "anomaly",
+            "anomaly detection applies to volume, freshness, completeness and distribution checks",
+        )),
+        (false, _) => None,
+    };
+    let after_jobs = Vec::new();
+
+    let mut column = None;
+    let kind = match ty.as_str() {
+        "freshness" => CheckKind::Freshness {
+            max_age: r
+                .duration("max_age")?
+                .ok_or_else(|| r.err("max_age", "is required (e.g. PT30M)"))?,
+        },
+        "volume" => {
+            let min_rows = r.number("min_rows")?;
+            let max_rows = r.number("max_rows")?;
+            if let (Some(lo), Some(hi)) = (min_rows, max_rows) {
+                if lo > hi {
+                    return Err(r.err("min_rows", format!("{lo} is above max_rows {hi}")));
+                }
+            }
+            CheckKind::Volume { min_rows, max_rows }
+        }
+        "completeness" => {
+            let columns = r
+                .strings("columns")?
+                .ok_or_else(|| r.err("columns", "is required"))?;
+            for c in &columns {
+                dataset_column(r, catalog, &dataset, "columns", c)?;
+            }
+            column = columns.first().cloned();
+            CheckKind::Completeness {
+                columns,
+                max_null_rate: r.rate("max_null_rate", 0.0)?,
+            }
+        }
+        "uniqueness" => {
+            let key = r
+                .strings("key")?
+                .ok_or_else(|| r.err("key", "is required"))?;
+            for c in &key {
+                dataset_column(r, catalog, &dataset, "key", c)?;
+            }
+            column = Some(key.join(","));
+            CheckKind::Uniqueness {
+                key,
+                max_duplicate_rate: r.rate("max_duplicate_rate", 0.0)?,
+            }
+        }
+        "validity" => {
+            let col = r.required("column")?;
+            dataset_column(r, catalog, &dataset, "column", &col)?;
+            let col_type = catalog.column_type(&dataset, &col).unwrap_or_default();
+            let (min, max) = (r.number("min")?, r.number("max")?);
+            let values = r.strings("values")?;
+            let pattern = r.string("pattern")?;
+            let named = r.string("rule")?;
+            let given = [
+                min.is_some() || max.is_some(),
+                values.is_some(),
+                pattern.is_some(),
+                named.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            if given != 1 {
+                return Err(r.err(
+                    "rule",
+                    "give exactly one rule: min/max, values, pattern, or rule = \"not_future\"",
+                ));
+            }
+            let rule = if let Some(n) = named {
+                if n != "not_future" {
+                    return Err(r.err("rule", format!("{n:?}: the named rule is not_future")));
+                }
+                if !is_time_type(col_type) {
+                    return Err(r.err("column", format!("{col} is a {col_type}, not a time")));
+                }
+                if event_kind_of(&dataset).is_none() {
+                    return Err(r.err(
+                        "rule",
+                        "not_future reads the ingest quarantine: use it on a table the ingest role writes",
+                    ));
+                }
+                Rule::NotFuture
+            } else if let Some(values) = values {
+                Rule::Values { values }
+            } else if let Some(pattern) = pattern {
+                Rule::Pattern { pattern }
+            } else {
+                if !is_numeric_type(col_type) {
+                    return Err(r.err(
+                        "min",
+                        format!("{col} is a {col_type}; min/max need a number column"),
+                    ));
+                }
+                if let (Some(lo), Some(hi)) = (min, max) {
+                    if lo > hi {
+                        return Err(r.err("min", format!("{lo} is above max {hi}")));
+                    }
+                }
+                Rule::Range { min, max }
+            };
+            column = Some(col.clone());
+            CheckKind::Validity {
+                column: col,
+                rule,
+                max_invalid_rate: r.rate("max_invalid_rate", 0.0)?,
+            }
+        }
+        "referential" => {
+            let col = r.required("column")?;
+            dataset_column(r, catalog, &dataset, "column", &col)?;
+            let refs = r.required("references")?;
+            let (parent, parent_column) = refs
+                .split_once('.')
+                .ok_or_else(|| r.err("references", format!("{refs:?}: write table.column")))?;
+            if !catalog.tables.contains_key(parent) {
+                return Err(r.err("references", format!("unknown dataset {parent:?}")));
+            }
+            dataset_column(r, catalog, parent, "references", parent_column)?;
+            column = Some(col.clone());
+            CheckKind::Referential {
+                column: col,
+                parent: parent.to_string(),
+                parent_column: parent_column.to_string(),
+                grace: r.duration("grace")?.unwrap_or(Duration::hours(1)),
+                max_orphan_rate: r.rate("max_orphan_rate", 0.0)?,
+            }
+        }
+        "distribution" => {
+            let col = r.required("column")?;
+            dataset_column(r, catalog, &dataset, "column", &col)?;
+            let col_type = catalog.column_type(&dataset, &col).unwrap_or_default();
+            let numeric = match r.string("kind")?.as_deref() {
+                Some("numeric") => {
+                    if !is_numeric_type(col_type) {
+                        return Err(r.err("kind", format!("{col} is a {col_type}, not a number")));
+                    }
+                    true
+                }
+                Some("categorical") => false,
+                None => is_numeric_type(col_type),
+                Some(other) => {
+                    return Err(r.err("kind", format!("{other:?}: use categorical or numeric")))
+                }
+            };
+            let max_psi = r.number("max_psi")?.unwrap_or(0.25);
+            if max_psi <= 0.0 {
+                return Err(r.err("max_psi", format!("{max_psi} must be above 0")));
+            }
+            column = Some(col.clone());
+            CheckKind::Distribution {
+                column: col,
+                numeric,
+                baseline: r.duration("baseline")?.unwrap_or(Duration::days(7)),
+                max_psi,
+                min_rows: r.count("min_rows", 30)?,
+            }
+        }
+        "reconciliation" => {
+            let left = side(r, catalog, "left")?;
+            let right = side(r, catalog, "right")?;
+            let min_ratio = r.number("min_ratio")?.unwrap_or(1.0);
+            let max_ratio = r.number("max_ratio")?.unwrap_or(1.0);
+            if min_ratio > max_ratio || min_ratio < 0.0 {
+                return Err(r.err(
+                    "min_ratio",
+                    format!("{min_ratio} must be ≥ 0 and ≤ max_ratio {max_ratio}"),
+                ));
+            }
+            CheckKind::Reconciliation {
+                left,
+                right,
+                min_ratio,
+                max_ratio,
+            }
+        }
+        "schema" => {
+            let reasons = match r.strings("reasons")? {
+                Some(list) => {
+                    for reason in &list {
+                        if !ReasonCode::ALL.iter().any(|c| c.as_str() == reason) {
+                            return Err(r.err(
+                                "reasons",
+                                format!(
+                                    "unknown reason {reason:?}; the ingest role uses {}",
+                                    ReasonCode::ALL
+                                        .iter()
+                                        .map(|c| c.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    list
+                }
+                None => SCHEMA_REASONS
+                    .iter()
+                    .map(|c| c.as_str().to_string())
+                    .collect(),
+            };
+            if dataset != "raw_events" && event_kind_of(&dataset).is_none() {
+                return Err(r.err(
+                    "dataset",
+                    "schema checks read the ingest quarantine: use raw_events or a table the ingest role writes",
+                ));
+            }
+            CheckKind::Schema {
+                reasons,
+                max_rows: r.count("max_rows", 0)?,
+            }
+        }
+        "pipeline" => CheckKind::Pipeline {
+            jobs: r.strings("jobs")?.unwrap_or_default(),
+            max_delay: r.duration("max_delay")?.unwrap_or(Duration::hours(1)),
+            max_quarantine_rate: r.rate("max_quarantine_rate", 0.05)?,
+        },
+        "custom_sql" => CheckKind::CustomSql {
+            sql: r.required("sql")?,
+            max_rows: r.count("max_rows", 0)?,
+        },
+        _ => unreachable!("type checked above"),
+    };
+    let mut after_jobs = after_jobs;
+    if let CheckKind::Pipeline { jobs, .. } = &kind {
+        after_jobs.clone_from(jobs);
+    }
+    Ok(Check {
+        name,
+        description: r.string("description")?,
+        dataset,
+        column,
+        time,
+        filter,
+        severity,
+        kind,
+        every,
+        window,
+        settle,
+        lookback,
+        history,
+        anomaly,
+        clear_after,
+        after_jobs,
+    })
+}
+
+fn side(r: &Reader<'_>, catalog: &Catalog, key: &str) -> Result<Side, ChecksError> {
+    let Some(toml::Value::Table(t)) = r.get(key) else {
+        return Err(r.err(key, "is required: a table { dataset, value, time, filter }"));
+    };
+    let s = Reader {
+        file: r.file,
+        check: r.check.clone(),
+        prefix: format!("{key}."),
+        table: t,
+    };
+    s.unknown_keys(&["dataset", "value", "time", "filter"])?;
+    let dataset = s.required("dataset")?;
+    if !catalog.tables.contains_key(&dataset) {
+        return Err(s.err("dataset", format!("unknown dataset {dataset:?}")));
+    }
+    let time = match s.string("time")? {
+        Some(t) => t,
+        None => default_time_column(&dataset)
+            .map(str::to_string)
+            .or_else(|| catalog.column_type(&dataset, "day").map(|_| "day".into()))
+            .ok_or_else(|| s.err("time", format!("{dataset} has no known time column")))?,
+    };
+    dataset_column(&s, catalog, &dataset, "time", &time)?;
+    Ok(Side {
+        dataset,
+        value: s.string("value")?.unwrap_or_else(|| "count(*)".into()),
+        time,
+        filter: s.string("filter")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut tables: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        let cols = |list: &[(&str, &str)]| {
+            list.iter()
+                .map(|(c, t)| (c.to_string(), t.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        tables.insert(
+            "orders".into(),
+            cols(&[
+                ("order_id", "text"),
+                ("amount_minor", "bigint"),
+                ("currency", "text"),
+                ("placed_at", "timestamp with time zone"),
+                ("is_late", "boolean"),
+            ]),
+        );
+        tables.insert(
+            "payments".into(),
+            cols(&[
+                ("order_id", "text"),
+                ("processed_at", "timestamp with time zone"),
+            ]),
+        );
+        tables.insert(
+            "daily_revenue".into(),
+            cols(&[("day", "date"), ("orders", "bigint")]),
+        );
+        Catalog { tables }
+    }
+
+    fn err(text: &str) -> ChecksError {
+        ChecksFile::parse(text, "checks.toml", &catalog()).expect_err("refused")
+    }
+
+    #[test]
+    fn a_valid_file_loads_with_defaults_filled_in() {
+        let f = ChecksFile::parse(
+            r#"
+            [defaults]
+            severity = "high"
+            [[check]]
+            name = "orders_volume"
+            type = "volume"
+            dataset = "orders"
+            [[check]]
+            name = "revenue_fresh"
+            type = "freshness"
+            dataset = "daily_revenue"
+            max_age = "P2D"
+            every = "P1D"
+            "#,
+            "checks.toml",
+            &catalog(),
+        )
+        .unwrap();
+        let v = &f.checks[0];
+        assert_eq!(v.time.as_deref(), Some("placed_at"));
+        assert_eq!(v.severity, Severity::High);
+        assert_eq!(v.every, Duration::hours(1));
+        assert!(v.anomaly.is_some(), "volume is judged by its baseline");
+        assert_eq!(
+            f.checks[1].time.as_deref(),
+            Some("day"),
+            "date column found"
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_file_the_check_and_the_key() {
+        let e = err("[[check]]\nname = \"x\"\ntype = \"volumes\"\ndataset = \"orders\"\n");
+        assert_eq!((e.check.as_deref(), e.key.as_str()), (Some("x"), "type"));
+        assert!(
+            e.to_string()
+                .starts_with("checks.toml: check \"x\": type: unknown check type \"volumes\""),
+            "{e}"
+        );
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"volume\"\ndataset = \"orderz\"\n");
+        assert_eq!(e.key, "dataset");
+        assert!(e.message.contains("orderz"), "{e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"completeness\"\ndataset = \"orders\"\ncolumns = [\"amount\"]\n");
+        assert_eq!(e.key, "columns");
+        assert!(e.message.contains("no column \"amount\""), "{e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"completeness\"\ndataset = \"orders\"\ncolumns = [\"currency\"]\nmax_null_rate = 1.5\n");
+        assert_eq!(e.key, "max_null_rate");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"freshness\"\ndataset = \"orders\"\nmax_age = \"30 minutes\"\n");
+        assert_eq!(e.key, "max_age");
+
+        let e = err(
+            "[[check]]\nname = \"x\"\ntype = \"volume\"\ndataset = \"orders\"\nthreshold = 3\n",
+        );
+        assert_eq!(e.key, "threshold");
+        assert!(e.message.contains("unknown key"), "{e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"referential\"\ndataset = \"payments\"\ncolumn = \"order_id\"\nreferences = \"orders.id\"\n");
+        assert_eq!(e.key, "references");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"volume\"\ndataset = \"orders\"\n[[check]]\nname = \"x\"\ntype = \"volume\"\ndataset = \"orders\"\n");
+        assert_eq!(e.key, "name");
+        assert!(e.message.contains("another check"), "{e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"validity\"\ndataset = \"orders\"\ncolumn = \"currency\"\nmin = 0\n");
+        assert_eq!(e.key, "min", "min/max need a number column: {e}");
+
+        let e = err("[defaults]\nsensitivity = -1\n");
+        assert_eq!((e.check, e.key.as_str()), (None, "defaults.sensitivity"));
+
+        let e = err("[[check]]\ntype = \"volume\"\n");
+        assert_eq!((e.check.as_deref(), e.key.as_str()), (Some("#1"), "name"));
+    }
+
+    #[test]
+    fn the_shipped_checks_name_real_columns_of_the_platform() {
+        // Every table and column the shipped file names must exist in the migrations.
+        let sql: String = [
+            include_str!("../../store/migrations/0001_foundation.sql"),
+            include_str!("../../store/migrations/0002_batch.sql"),
+        ]
+        .concat();
+        let parsed: toml::Table = DEFAULT_CHECKS.parse().unwrap();
+        for c in parsed["check"].as_array().unwrap() {
+            let ds = c.get("dataset").and_then(|d| d.as_str());
+            if let Some(ds) = ds {
+                assert!(sql.contains(&format!("CREATE TABLE {ds} (")), "{ds}");
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The quality role's loop: a check cycle every `interval`, plus the pipeline checks at once
+//! whenever a batch job reports on `pipeline-events`; the failure events of each cycle are
+//! published on `data-quality-checks`, keyed by check.
+
+use crate::runner::{CycleReport, Error, Quality};
+use heal_bus::{Bus, Consumer, Record};
+use heal_model::quality::FailureEvent;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+
+/// The engine with where its events go.
+pub struct QualityRole {
+    pub quality: Arc<Quality>,
+    bus: Option<Bus>,
+    topic: String,
+    /// One cycle at a time in this process (replicas coordinate through advisory locks).
+    running: Mutex<()>,
+}
+
+impl QualityRole {
+    pub fn new(quality: Arc<Quality>, bus: Option<Bus>, topic: &str) -> QualityRole {
+        QualityRole {
+            quality,
+            bus,
+            topic: topic.to_string(),
+            running: Mutex::new(()),
+        }
+    }
+
+    /// Runs a cycle (of every check, or one) and publishes its failure events.
+    pub async fn run(&self, only: Option<&str>) -> Result<CycleReport, Error> {
+        let _guard = self.running.lock().await;
+        let report = self.quality.run_cycle(only).await?;
+        self.publish(&report.events).await;
+        if let Err(e) = self.to_lineage(&report).await {
+            tracing::warn!(error = %e, "cannot record check results for lineage");
+        }
+        Ok(report)
+    }
+
+    /// Records the cycle's checks as an OpenLineage run event of the job `quality`, with a
+    /// `dataQualityAssertions` facet per dataset, so the lineage graph shows each check on
+    /// its dataset and whether it currently fails (an open condition).
+    async fn to_lineage(&self, report: &CycleReport) -> Result<(), sqlx::Error> {
+        use heal_model::openlineage as ol;
+        let ran: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| c.evaluated > 0)
+            .map(|c| c.check.as_str())
+            .collect();
+        if ran.is_empty() {
+            return Ok(());
+        }
+        let pool = self.quality.pool();
+        let failing: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT check_name FROM quality_conditions WHERE state = 'open'",
+        )
+        .fetch_all(pool)
+        .await?;
+        let producer = ol::producer("quality");
+        let mut by_dataset: std::collections::BTreeMap<&str, Vec<serde_json::Value>> =
+            Default::default();
+        for check in self
+            .quality
+            .checks()
+            .checks
+            .iter()
+            .filter(|c| ran.contains(&c.name.as_str()))
+        {
+            let mut a = serde_json::json!({
+                "assertion": check.kind.type_name(),
+                "name": check.name,
+                "success": !failing.contains(&check.name),
+                "severity": if check.severity >= heal_model::quality::Severity::High { "error" } else { "warn" },
+            });
+            if let Some(d) = &check.description {
+                a["description"] = serde_json::json!(d);
+            }
+            if let Some(c) = check.column.as_deref().filter(|c| !c.contains(',')) {
+                a["column"] = serde_json::json!(c);
+            }
+            by_dataset
+                .entry(check.dataset.as_str())
+                .or_default()
+                .push(a);
+        }
+        let inputs: Vec<serde_json::Value> = by_dataset
+            .into_iter()
+            .filter(|(ds, _)| !ds.is_empty())
+            .map(|(ds, assertions)| {
+                serde_json::json!({
+                    "namespace": ol::POSTGRES_NAMESPACE,
+                    "name": format!("public.{ds}"),
+                    "inputFacets": { "dataQualityAssertions": ol::facet(
+                        &producer,
+                        "https://openlineage.io/spec/facets/1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet",
+                        serde_json::json!({ "assertions": assertions }),
+                    ) },
+                })
+            })
+            .collect();
+        let event = serde_json::json!({
+            "eventTime": ol::time(chrono::Utc::now()),
+            "producer": producer,
+            "schemaURL": ol::RUN_EVENT,
+            "eventType": "COMPLETE",
+            "run": { "runId": uuid::Uuid::new_v4() },
+            "job": { "namespace": ol::JOB_NAMESPACE, "name": "quality" },
+            "inputs": inputs,
+            "outputs": [],
+        });
+        heal_store::lineage_log::record(pool, "quality", &event).await?;
+        Ok(())
+    }
+
+    async fn publish(&self, events: &[FailureEvent]) {
+        let Some(bus) = &self.bus else { return };
+        if events.is_empty() {
+            return;
+        }
+        let records: Vec<Record> = events
+            .iter()
+            .map(|e| Record {
+                key: e.check.as_bytes().to_vec(),
+                payload: serde_json::to_vec(e).expect("events serialize"),
+                timestamp_ms: e.emitted_at.timestamp_millis(),
+            })
+            .collect();
+        match bus.send_evicting(&self.topic, records).await {
+            Ok(()) => metrics::counter!("heal_quality_failure_events_total")
+                .increment(events.len() as u64),
+            Err(e) => {
+                tracing::warn!(error = %e, topic = %self.topic, "cannot publish failure events")
+            }
+        }
+    }
+}
+
+/// Runs cycles every `interval` until `stop`, and the pipeline checks whenever `pipeline`
+/// (a consumer of `pipeline-events`) delivers a run's outcome.
+pub async fn run_loop(
+    role: Arc<QualityRole>,
+    interval: Duration,
+    mut pipeline: Option<(Consumer, String)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let triggered: Option<Vec<String>> = tokio::select! {
+            _ = stop.wait_for(|v| *v) => return,
+            _ = tick.tick() => None,
+            jobs = next_jobs(&mut pipeline) => Some(jobs),
+        };
+        let Some(triggered) = triggered else {
+            cycle(&role, None).await;
+            continue;
+        };
+        let mut names: Vec<String> = triggered
+            .iter()
+            .flat_map(|job| role.quality.triggered_by(job))
+            .collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            cycle(&role, Some(&name)).await;
+        }
+    }
+}
+
+async fn cycle(role: &QualityRole, only: Option<&str>) {
+    match role.run(only).await {
+        Ok(r) => {
+            let failed: usize = r.checks.iter().map(|c| c.failed).sum();
+            tracing::info!(
+                checks = r.checks.len(),
+                failed,
+                events = r.events.len(),
+                wall_ms = r.wall_ms,
+                "quality cycle"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "quality cycle failed"),
+    }
+}
+
+/// Jobs named by the next batch of pipeline events (finished or delayed runs); never returns
+/// when there is no consumer.
+async fn next_jobs(pipeline: &mut Option<(Consumer, String)>) -> Vec<String> {
+    let Some((consumer, topic)) = pipeline else {
+        return std::future::pending().await;
+    };
+    loop {
+        let batch = match consumer.poll_batch(200, Duration::from_millis(500)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read pipeline events");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let mut jobs = Vec::new();
+        let mut next = std::collections::BTreeMap::new();
+        for m in &batch {
+            next.insert(m.partition, m.offset + 1);
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m.payload) else {
+                continue;
+            };
+            let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
+            if matches!(status, "succeeded" | "failed" | "delayed") {
+                if let Some(job) = v.get("job").and_then(|j| j.as_str()) {
+                    jobs.push(job.to_string());
+                }
+            }
+        }
+        let offsets: Vec<(i32, i64)> = next.into_iter().collect();
+        if let Err(e) = consumer.commit(topic, &offsets) {
+            tracing::warn!(error = %e, "cannot commit pipeline-event offsets");
+        }
+        if !jobs.is_empty() {
+            return jobs;
+        }
+    }
+}

@@ -1,0 +1,622 @@
+//! A check cycle: every check (or one) measured, judged against its rule and its metric
+//! history, stored, and folded into ongoing conditions whose changes become failure events.
+//!
+//! Each check runs in its own transaction under an advisory lock, so replicas of the role can
+//! run cycles at once without judging a window twice; results, cursor and conditions of a
+//! check commit together. The failure events are returned to the caller to publish.
+
+use crate::checks::{Check, CheckKind, ChecksFile, Direction};
+use crate::detect::{detect, Direction as Dir, Settings};
+use crate::eval::{self, Observation, Status};
+use crate::series::Point;
+use chrono::{DateTime, Duration, Utc};
+use heal_model::quality::{ConditionChange, FailureEvent, Severity, FAILURE_EVENT_SCHEMA};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Why the role could not start or a cycle could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Checks(#[from] crate::checks::ChecksError),
+    #[error("{file}: check {check:?}: PostgreSQL refuses its query: {message}")]
+    Query {
+        file: String,
+        check: String,
+        message: String,
+    },
+    #[error("no check is named {0:?}")]
+    UnknownCheck(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// The quality role's engine.
+pub struct Quality {
+    pool: PgPool,
+    checks: Arc<ChecksFile>,
+    /// Tables whose time column is a `date`.
+    date_tables: HashSet<(String, String)>,
+    tables: HashSet<String>,
+}
+
+/// What one check did in a cycle.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub check: String,
+    pub check_type: String,
+    pub dataset: String,
+    pub evaluated: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub learning: usize,
+    pub errored: usize,
+    /// Skipped: another replica held the check.
+    pub skipped: bool,
+    pub error: Option<String>,
+    pub wall_ms: u64,
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleReport {
+    /// The data clock: the newest event time ingested.
+    pub clock: Option<DateTime<Utc>>,
+    pub checks: Vec<CheckReport>,
+    pub events: Vec<FailureEvent>,
+    pub wall_ms: u64,
+}
+
+impl Quality {
+    /// Validates `checks` against the database: every query is planned once.
+    pub async fn new(pool: PgPool, checks: ChecksFile) -> Result<Quality, Error> {
+        let catalog = crate::checks::Catalog::load(&pool).await?;
+        let mut date_tables = HashSet::new();
+        for (t, cols) in &catalog.tables {
+            for (c, ty) in cols {
+                if ty == "date" {
+                    date_tables.insert((t.clone(), c.clone()));
+                }
+            }
+        }
+        let q = Quality {
+            pool,
+            checks: Arc::new(checks),
+            date_tables,
+            tables: catalog.tables.keys().cloned().collect(),
+        };
+        let mut conn = q.pool.acquire().await?;
+        for c in &q.checks.checks {
+            if let Err(e) = eval::prepare(&mut conn, c, q.is_date(c)).await {
+                return Err(Error::Query {
+                    file: q.checks.source.clone(),
+                    check: c.name.clone(),
+                    message: db_message(&e),
+                });
+            }
+        }
+        drop(conn);
+        Ok(q)
+    }
+
+    pub fn checks(&self) -> &ChecksFile {
+        &self.checks
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn is_date(&self, c: &Check) -> bool {
+        c.time
+            .as_ref()
+            .is_some_and(|t| self.date_tables.contains(&(c.dataset.clone(), t.clone())))
+    }
+
+    /// The newest event time the ingest role has seen (the clock windows are judged on).
+    pub async fn data_clock(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        sqlx::query_scalar("SELECT max(max_event_time) FROM stream_watermarks")
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Runs every check (or only `only`), each in its own transaction.
+    pub async fn run_cycle(&self, only: Option<&str>) -> Result<CycleReport, Error> {
+        let started = Instant::now();
+        if let Some(name) = only {
+            if self.checks.get(name).is_none() {
+                return Err(Error::UnknownCheck(name.to_string()));
+            }
+        }
+        let clock = self.data_clock().await?;
+        let mut report = CycleReport {
+            clock,
+            checks: Vec::new(),
+            events: Vec::new(),
+            wall_ms: 0,
+        };
+        for check in &self.checks.checks {
+            if only.is_some_and(|n| n != check.name) {
+                continue;
+            }
+            let (r, events) = self.run_check(check, clock).await?;
+            report.checks.push(r);
+            report.events.extend(events);
+        }
+        report.wall_ms = started.elapsed().as_millis() as u64;
+        metrics::histogram!("heal_quality_cycle_seconds").record(started.elapsed().as_secs_f64());
+        Ok(report)
+    }
+
+    /// Checks whose runs `job` triggers (pipeline checks watching it).
+    pub fn triggered_by(&self, job: &str) -> Vec<String> {
+        self.checks
+            .checks
+            .iter()
+            .filter(|c| {
+                matches!(c.kind, CheckKind::Pipeline { .. })
+                    && (c.after_jobs.is_empty() || c.after_jobs.iter().any(|j| j == job))
+            })
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    async fn run_check(
+        &self,
+        check: &Check,
+        clock: Option<DateTime<Utc>>,
+    ) -> Result<(CheckReport, Vec<FailureEvent>), Error> {
+        let started = Instant::now();
+        let mut report = CheckReport {
+            check: check.name.clone(),
+            check_type: check.kind.type_name().to_string(),
+            dataset: check.dataset.clone(),
+            evaluated: 0,
+            passed: 0,
+            failed: 0,
+            learning: 0,
+            errored: 0,
+            skipped: false,
+            error: None,
+            wall_ms: 0,
+        };
+        let mut tx = self.pool.begin().await?;
+        let locked: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('heal.quality.' || $1))")
+                .bind(&check.name)
+                .fetch_one(&mut *tx)
+                .await?;
+        if !locked {
+            report.skipped = true;
+            return Ok((report, vec![]));
+        }
+        let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+            .fetch_one(&mut *tx)
+            .await?;
+        // The measurement runs under a savepoint: a failing query makes an errored result,
+        // and the transaction stays usable to record it.
+        sqlx::query("SAVEPOINT measure").execute(&mut *tx).await?;
+        let measured = self.measure(&mut tx, check, clock, now).await;
+        let (mut obs, cursor) = match measured {
+            Ok(v) => v,
+            Err(e) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT measure")
+                    .execute(&mut *tx)
+                    .await?;
+                let message = db_message(&e);
+                tracing::warn!(check = %check.name, error = %message, "quality check errored");
+                report.error = Some(message.clone());
+                let mut o = errored(check, now, &message);
+                o.window_start = now;
+                (vec![o], None)
+            }
+        };
+        if let Some(a) = &check.anomaly {
+            judge_anomalies(&mut tx, check, a.sensitivity, a.direction, &mut obs).await?;
+        }
+        let mut events = Vec::new();
+        for o in &obs {
+            match o.status {
+                Status::Pass => report.passed += 1,
+                Status::Fail => report.failed += 1,
+                Status::Learning => report.learning += 1,
+                Status::Error => report.errored += 1,
+            }
+            report.evaluated += 1;
+            let previous = store(&mut tx, check, o).await?;
+            if previous == Some(o.status) {
+                continue;
+            }
+            if let Some(e) = fold(&mut tx, check, o, now).await? {
+                events.push(e);
+            }
+        }
+        if let Some((position, moment)) = cursor {
+            sqlx::query(
+                "INSERT INTO quality_cursors (check_name, position, moment) VALUES ($1, $2, $3)
+                 ON CONFLICT (check_name) DO UPDATE SET position = $2, moment = $3, updated_at = now()",
+            )
+            .bind(&check.name)
+            .bind(position)
+            .bind(moment)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        for (status, n) in [
+            ("pass", report.passed),
+            ("fail", report.failed),
+            ("learning", report.learning),
+            ("error", report.errored),
+        ] {
+            if n > 0 {
+                metrics::counter!("heal_quality_results_total", "check_type" => check.kind.type_name(), "status" => status)
+                    .increment(n as u64);
+            }
+        }
+        report.wall_ms = started.elapsed().as_millis() as u64;
+        Ok((report, events))
+    }
+
+    /// Observations of a check, and the cursor to store for an incremental one.
+    #[allow(clippy::type_complexity)]
+    async fn measure(
+        &self,
+        conn: &mut PgConnection,
+        check: &Check,
+        clock: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Observation>, Option<(i64, Option<DateTime<Utc>>)>), sqlx::Error> {
+        if check.kind.incremental() {
+            let cursor: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
+                "SELECT position, moment FROM quality_cursors WHERE check_name = $1",
+            )
+            .bind(&check.name)
+            .fetch_optional(&mut *conn)
+            .await?;
+            let has = |t: &str| self.tables.contains(t);
+            let (obs, next) =
+                eval::measure_increment(conn, check, cursor.unwrap_or((0, None)), now, &has)
+                    .await?;
+            return Ok((obs, Some(next)));
+        }
+        let Some(clock) = clock else {
+            return Ok((vec![], None));
+        };
+        let last_end: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(window_end) FROM quality_results WHERE check_name = $1 AND status <> 'error'",
+        )
+        .bind(&check.name)
+        .fetch_one(&mut *conn)
+        .await?;
+        let obs = eval::measure_windows(conn, check, self.is_date(check), clock, last_end).await?;
+        Ok((obs, None))
+    }
+}
+
+fn db_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn errored(check: &Check, now: DateTime<Utc>, message: &str) -> Observation {
+    Observation {
+        subject: check.dataset.clone(),
+        dataset: check.dataset.clone(),
+        window_start: now,
+        window_end: now,
+        status: Status::Error,
+        severity: check.severity,
+        metric: None,
+        expected: None,
+        lower: None,
+        upper: None,
+        threshold: String::new(),
+        message: format!("the check's query failed: {message}"),
+        detail: json!({ "error": message }),
+        sample: vec![],
+        partition: None,
+        run_id: None,
+    }
+}
+
+/// Judges the windows of `obs` against the check's metric history with the seasonal
+/// detector: a flagged window fails; one the detector cannot judge yet is `learning` (unless
+/// its rule already failed it).
+async fn judge_anomalies(
+    conn: &mut PgConnection,
+    check: &Check,
+    sensitivity: f64,
+    direction: Direction,
+    obs: &mut [Observation],
+) -> Result<(), sqlx::Error> {
+    let Some(first) = obs
+        .iter()
+        .filter(|o| o.metric.is_some())
+        .map(|o| o.window_end)
+        .min()
+    else {
+        return Ok(());
+    };
+    let steps_per_day = (Duration::days(1).num_seconds() / check.every.num_seconds()) as usize;
+    let settings = Settings {
+        sensitivity,
+        period: (steps_per_day >= 2).then_some(steps_per_day),
+        ..Settings::default()
+    };
+    let span = check.every * (steps_per_day * (settings.window_cycles + 1)) as i32;
+    let history: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(
+        "SELECT window_end, metric FROM quality_results
+         WHERE check_name = $1 AND window_end < $2 AND window_end >= $3 AND metric IS NOT NULL
+           AND status <> 'error' ORDER BY window_end",
+    )
+    .bind(&check.name)
+    .bind(first)
+    .bind(first - span)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut points: Vec<Point> = history
+        .into_iter()
+        .map(|(at, value)| Point { at, value })
+        .collect();
+    points.extend(obs.iter().filter_map(|o| {
+        o.metric.map(|value| Point {
+            at: o.window_end,
+            value,
+        })
+    }));
+    if points.len() < 3 {
+        for o in obs.iter_mut() {
+            if o.status == Status::Pass {
+                o.status = Status::Learning;
+            }
+        }
+        return Ok(());
+    }
+    let d = match detect(&points, &settings) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(check = %check.name, error = %e, "anomaly detection skipped");
+            return Ok(());
+        }
+    };
+    let flags: BTreeMap<DateTime<Utc>, &crate::detect::Flag> =
+        d.flags.iter().map(|f| (f.at, f)).collect();
+    for o in obs.iter_mut() {
+        if o.metric.is_none() {
+            continue;
+        }
+        let judged = d.warmup_until.is_some_and(|w| o.window_end >= w);
+        match flags.get(&o.window_end) {
+            Some(f)
+                if matches!(
+                    (direction, f.direction),
+                    (Direction::Both, _)
+                        | (Direction::Drop, Dir::Drop)
+                        | (Direction::Spike, Dir::Spike)
+                ) =>
+            {
+                o.expected = Some(f.expected);
+                o.lower = Some(f.lower);
+                o.upper = Some(f.upper);
+                let band = format!(
+                    "expected {:.1} (band {:.1} … {:.1})",
+                    f.expected, f.lower, f.upper
+                );
+                if !o.threshold.is_empty() {
+                    o.threshold.push_str("; ");
+                }
+                o.threshold
+                    .push_str(&format!("seasonal band, sensitivity {sensitivity}"));
+                o.detail["anomaly"] = json!({ "score": f.score, "direction": f.direction });
+                if o.status != Status::Fail {
+                    o.status = Status::Fail;
+                    o.message = format!(
+                        "{} {:.1}: {} (score {:.1})",
+                        match f.direction {
+                            Dir::Spike => "spike to",
+                            Dir::Drop => "drop to",
+                        },
+                        f.value,
+                        band,
+                        f.score
+                    );
+                } else {
+                    o.message.push_str(&format!("; {band}"));
+                }
+            }
+            _ if !judged && o.status == Status::Pass => o.status = Status::Learning,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Stores a result; returns the status the same window had before, if it was judged.
+async fn store(
+    conn: &mut PgConnection,
+    check: &Check,
+    o: &Observation,
+) -> Result<Option<Status>, sqlx::Error> {
+    let previous: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM quality_results
+         WHERE check_name = $1 AND subject = $2 AND window_start = $3 AND window_end = $4",
+    )
+    .bind(&check.name)
+    .bind(&o.subject)
+    .bind(o.window_start)
+    .bind(o.window_end)
+    .fetch_optional(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO quality_results (check_name, check_type, dataset, subject, window_start, window_end,
+                                      status, severity, metric, expected, lower_bound, upper_bound,
+                                      threshold, message, detail, sample)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         ON CONFLICT (check_name, subject, window_start, window_end) DO UPDATE
+         SET status = EXCLUDED.status, severity = EXCLUDED.severity, metric = EXCLUDED.metric,
+             expected = EXCLUDED.expected, lower_bound = EXCLUDED.lower_bound,
+             upper_bound = EXCLUDED.upper_bound, threshold = EXCLUDED.threshold,
+             message = EXCLUDED.message, detail = EXCLUDED.detail, sample = EXCLUDED.sample,
+             evaluated_at = now()",
+    )
+    .bind(&check.name)
+    .bind(check.kind.type_name())
+    .bind(&o.dataset)
+    .bind(&o.subject)
+    .bind(o.window_start)
+    .bind(o.window_end)
+    .bind(o.status.as_str())
+    .bind((o.status == Status::Fail || o.status == Status::Error).then(|| o.severity.as_str()))
+    .bind(o.metric)
+    .bind(o.expected)
+    .bind(o.lower)
+    .bind(o.upper)
+    .bind(&o.threshold)
+    .bind(&o.message)
+    .bind(&o.detail)
+    .bind(json!(o.sample))
+    .execute(&mut *conn)
+    .await?;
+    Ok(previous.as_deref().and_then(Status::parse))
+}
+
+/// Folds a new result into its check's condition; returns the failure event a change makes.
+async fn fold(
+    conn: &mut PgConnection,
+    check: &Check,
+    o: &Observation,
+    now: DateTime<Utc>,
+) -> Result<Option<FailureEvent>, sqlx::Error> {
+    let open: Option<(i64, String, DateTime<Utc>, DateTime<Utc>, i64, i32)> = sqlx::query_as(
+        "SELECT id, severity, first_seen, last_seen, occurrences, passes FROM quality_conditions
+         WHERE check_name = $1 AND subject = $2 AND state = 'open' FOR UPDATE",
+    )
+    .bind(&check.name)
+    .bind(&o.subject)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let failing = matches!(o.status, Status::Fail | Status::Error);
+    let event =
+        |id: i64, change, first: DateTime<Utc>, last: DateTime<Utc>, n: i64, sev: Severity| {
+            FailureEvent {
+                schema: FAILURE_EVENT_SCHEMA.to_string(),
+                event_id: uuid::Uuid::new_v4().to_string(),
+                emitted_at: now,
+                change,
+                condition_id: id,
+                check: check.name.clone(),
+                check_type: check.kind.type_name().to_string(),
+                dataset: o.dataset.clone(),
+                column: check.column.clone(),
+                subject: o.subject.clone(),
+                severity: sev,
+                observed: o.metric,
+                expected: o.expected,
+                lower: o.lower,
+                upper: o.upper,
+                threshold: o.threshold.clone(),
+                window_start: o.window_start,
+                window_end: o.window_end,
+                partition: o.partition,
+                run_id: o.run_id.clone(),
+                message: o.message.clone(),
+                sample: o.sample.clone(),
+                first_seen: first,
+                last_seen: last,
+                occurrences: n,
+            }
+        };
+    match (open, failing) {
+        (None, false) => Ok(None),
+        (None, true) => {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO quality_conditions (check_name, subject, dataset, state, severity,
+                                                 first_seen, last_seen, last_event)
+                 VALUES ($1, $2, $3, 'open', $4, $5, $5, '{}') RETURNING id",
+            )
+            .bind(&check.name)
+            .bind(&o.subject)
+            .bind(&o.dataset)
+            .bind(o.severity.as_str())
+            .bind(o.window_end)
+            .fetch_one(&mut *conn)
+            .await?;
+            let e = event(
+                id,
+                ConditionChange::Opened,
+                o.window_end,
+                o.window_end,
+                1,
+                o.severity,
+            );
+            save_event(conn, id, &e).await?;
+            metrics::counter!("heal_quality_conditions_opened_total", "check_type" => check.kind.type_name()).increment(1);
+            Ok(Some(e))
+        }
+        (Some((id, sev, first, last, n, _)), true) => {
+            let before: Severity = sev.parse().unwrap_or(Severity::Medium);
+            let last = last.max(o.window_end);
+            sqlx::query(
+                "UPDATE quality_conditions SET last_seen = $2, occurrences = occurrences + 1,
+                        passes = 0, severity = $3 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(last)
+            .bind(before.max(o.severity).as_str())
+            .execute(&mut *conn)
+            .await?;
+            if o.severity > before {
+                let e = event(
+                    id,
+                    ConditionChange::Escalated,
+                    first,
+                    last,
+                    n + 1,
+                    o.severity,
+                );
+                save_event(conn, id, &e).await?;
+                return Ok(Some(e));
+            }
+            Ok(None)
+        }
+        (Some((id, sev, first, last, n, passes)), false) => {
+            if o.status == Status::Learning {
+                return Ok(None);
+            }
+            if passes as u32 + 1 < check.clear_after {
+                sqlx::query("UPDATE quality_conditions SET passes = passes + 1 WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+                return Ok(None);
+            }
+            sqlx::query(
+                "UPDATE quality_conditions SET state = 'resolved', resolved_at = now(), passes = passes + 1
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            let severity = sev.parse().unwrap_or(Severity::Medium);
+            let e = event(id, ConditionChange::Resolved, first, last, n, severity);
+            save_event(conn, id, &e).await?;
+            Ok(Some(e))
+        }
+    }
+}
+
+async fn save_event(conn: &mut PgConnection, id: i64, e: &FailureEvent) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE quality_conditions SET last_event = $2 WHERE id = $1")
+        .bind(id)
+        .bind(json!(e))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
