@@ -642,7 +642,7 @@ pub async fn measure_windows(
                 let n: f64 = current.values().sum();
                 let base_n: f64 = reference.values().sum();
                 o.threshold = format!(
-                    "PSI ≤ {max_psi} against the previous {}",
+                    "PSI ≤ {max_psi} (and above chance, p < 1e-6) against the previous {}",
                     heal_model::duration::format_iso_duration(*baseline)
                 );
                 if n < *min_rows as f64 || base_n < (*min_rows * 4) as f64 {
@@ -654,10 +654,48 @@ pub async fn measure_windows(
                     continue;
                 }
                 let (value, movers) = psi(&current, &reference);
+                // The PSI chance alone reaches at this sample size (n·PSI is about χ² with
+                // k−1 degrees of freedom when nothing changed): below it, a small window's
+                // noise, not a shift.
+                let categories = movers.len().max(2);
+                let n_eff = n * base_n / (n + base_n);
+                let chance = chi2_quantile((categories - 1) as f64, SIGNIFICANCE_Z) / n_eff;
+                let bar = max_psi.max(chance);
                 o.metric = Some(value);
-                o.message = format!("PSI {value:.3} over {n} rows");
-                o.detail = json!({ "rows": n, "baseline_rows": base_n, "shares": movers });
-                if value > *max_psi {
+                o.upper = Some(bar);
+                o.message = format!("PSI {value:.3} over {n} rows (chance level {chance:.3})");
+                o.detail = json!({ "rows": n, "baseline_rows": base_n, "chance_psi": chance, "shares": movers });
+                // Values in ranges (or categories) the baseline almost never had: a few
+                // wild values (amounts ×100) hardly move a PSI over a small window, but a
+                // binomial test on them is decisive.
+                let rare: Vec<&String> = current
+                    .keys()
+                    .filter(|k| reference.get(*k).copied().unwrap_or(0.0) / base_n < RARE_SHARE)
+                    .collect();
+                let in_rare: f64 = rare.iter().map(|k| current[*k]).sum();
+                // Add-one smoothing: a baseline that saw a range once or never does not make
+                // it impossible.
+                let p0 = (rare
+                    .iter()
+                    .map(|k| reference.get(*k).copied().unwrap_or(0.0))
+                    .sum::<f64>()
+                    + 1.0)
+                    / base_n;
+                let tail = binomial_tail(in_rare as u64, n as u64, p0);
+                o.detail["rare"] = json!({ "rows": in_rare, "baseline_share": p0, "p_value": tail, "values": rare });
+                if in_rare >= 3.0 && tail < 1e-6 {
+                    o.status = Status::Fail;
+                    o.sample = rare
+                        .iter()
+                        .map(|k| json!({ "value": k, "rows": current[*k] }))
+                        .take(SAMPLE_ROWS as usize)
+                        .collect();
+                    o.message = format!(
+                        "{in_rare} of {n} values fall where the baseline had {:.2} % of its rows ({}; p = {tail:.1e})",
+                        p0 * 100.0,
+                        rare.iter().take(5).map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+                    );
+                } else if value > bar {
                     o.status = Status::Fail;
                     o.sample = movers.into_iter().take(SAMPLE_ROWS as usize).collect();
                     if let Some(top) = o.sample.first() {
@@ -763,6 +801,44 @@ fn bind_window<'q, O>(
         q = q.bind(end);
     }
     q
+}
+
+/// Categories (or bins) under this share of the baseline count as rare.
+const RARE_SHARE: f64 = 0.005;
+
+/// P(X ≥ k) for X ~ Binomial(n, p), summed in log space.
+fn binomial_tail(k: u64, n: u64, p: f64) -> f64 {
+    if k == 0 {
+        return 1.0;
+    }
+    if k > n || p <= 0.0 {
+        return 0.0;
+    }
+    if p >= 1.0 {
+        return 1.0;
+    }
+    let (lp, lq) = (p.ln(), (1.0 - p).ln());
+    // ln C(n, i), built up from i = 0.
+    let mut ln_c = 0.0;
+    let mut total = 0.0;
+    for i in 0..=n {
+        if i >= k {
+            total += (ln_c + i as f64 * lp + (n - i) as f64 * lq).exp();
+        }
+        if i < n {
+            ln_c += ((n - i) as f64).ln() - ((i + 1) as f64).ln();
+        }
+    }
+    total.min(1.0)
+}
+
+/// The one-sided normal quantile of the significance distribution checks require (p < 1e-6).
+const SIGNIFICANCE_Z: f64 = 4.753;
+
+/// The χ² quantile with `df` degrees of freedom at the normal quantile `z` (Wilson–Hilferty).
+fn chi2_quantile(df: f64, z: f64) -> f64 {
+    let a = 2.0 / (9.0 * df);
+    df * (1.0 - a + z * a.sqrt()).powi(3)
 }
 
 /// The population stability index of `current` against `reference`, and the categories by
@@ -969,6 +1045,10 @@ pub fn event_table(raw: &[u8]) -> Option<&'static str> {
     heal_model::EventKind::from_wire_name(&name).map(|k| k.table())
 }
 
+/// How far before its cursor a pipeline check reads job runs again (runs whose transaction
+/// committed after a cycle with an earlier end time).
+const RUN_OVERLAP: Duration = Duration::minutes(10);
+
 /// Quarantine rows read per incremental check and cycle.
 pub const REFUSED_PER_CYCLE: i64 = 100_000;
 
@@ -1011,73 +1091,59 @@ pub async fn measure_increment(
             max_delay,
             max_quarantine_rate,
         } => {
-            // Rows committed just now may still have earlier times in flight: stop short.
-            let cut = now - Duration::seconds(2);
+            // Each run is judged on its own window (start to end), so reading an overlap again
+            // finds the same result and changes nothing: runs that committed late with an
+            // earlier end time are still seen.
+            let cut = now;
             let since = cursor.1.unwrap_or(cut - check.history);
-            let runs: Vec<(uuid::Uuid, String, NaiveDate, String, i32, Option<DateTime<Utc>>, f64, Option<String>)> =
+            #[allow(clippy::type_complexity)]
+            let runs: Vec<(uuid::Uuid, String, NaiveDate, String, i32, DateTime<Utc>, DateTime<Utc>, f64, Option<String>)> =
                 sqlx::query_as(
-                    "SELECT run_id, job, day, status, attempts, ended_at, delayed_secs, error FROM job_runs
-                     WHERE ended_at > $1 AND ended_at <= $2 ORDER BY ended_at",
+                    "SELECT run_id, job, day, status, attempts, started_at, ended_at, delayed_secs, error
+                     FROM job_runs WHERE ended_at > $1 AND ended_at <= $2 ORDER BY ended_at",
                 )
-                .bind(since)
+                .bind(since - RUN_OVERLAP)
                 .bind(cut)
                 .fetch_all(&mut *conn)
                 .await?;
-            let mut by_job: BTreeMap<String, Vec<_>> = BTreeMap::new();
-            for r in runs {
-                if jobs.is_empty() || jobs.contains(&r.1) {
-                    by_job.entry(r.1.clone()).or_default().push(r);
-                }
-            }
             let mut out = Vec::new();
             let limit = max_delay.num_seconds() as f64;
-            for (job, runs) in by_job {
-                let mut o = Observation::new(check, since, cut);
-                o.subject = job.clone();
+            for (run_id, job, day, status, attempts, started, ended, delayed, error) in runs {
+                if !(jobs.is_empty() || jobs.contains(&job)) {
+                    continue;
+                }
+                let mut o = Observation::new(check, started, ended);
                 o.dataset = if catalog_has(&job) {
                     job.clone()
                 } else {
                     "job_runs".into()
                 };
-                o.threshold = format!("runs succeed, start ≤ {limit} s late");
-                let failed: Vec<_> = runs.iter().filter(|r| r.3 == "failed").collect();
-                let late: Vec<_> = runs.iter().filter(|r| r.6 > limit).collect();
-                let retried = runs
-                    .iter()
-                    .filter(|r| r.3 == "succeeded" && r.4 > 1)
-                    .count();
-                o.metric = Some(failed.len() as f64);
-                o.detail = json!({
-                    "runs": runs.len(), "failed": failed.len(), "late": late.len(), "retried": retried,
-                });
-                o.message = format!(
-                    "{} runs, {} failed, {} late, {retried} needed retries",
-                    runs.len(),
-                    failed.len(),
-                    late.len()
-                );
-                let worst = failed.first().or(late.first());
-                if let Some(r) = worst {
+                o.subject = job.clone();
+                o.partition = Some(day);
+                o.run_id = Some(run_id.to_string());
+                o.threshold = format!("the run succeeds and starts ≤ {limit} s late");
+                o.metric = Some(delayed);
+                o.detail =
+                    json!({ "status": status, "attempts": attempts, "delayed_secs": delayed });
+                o.message = format!("{job} {status} for {day} after {attempts} attempt(s)");
+                if status == "failed" {
                     o.status = Status::Fail;
-                    o.partition = Some(r.2);
-                    o.run_id = Some(r.0.to_string());
-                    o.message = if let Some(f) = failed.first() {
-                        format!(
-                            "{job} failed for {} after {} attempts: {}",
-                            f.2,
-                            f.4,
-                            f.7.as_deref().unwrap_or("no error recorded")
-                        )
-                    } else {
-                        format!("{job} started {:.0} min late for {}", r.6 / 60.0, r.2)
-                    };
+                    o.message = format!(
+                        "{job} failed for {day} after {attempts} attempts: {}",
+                        error.as_deref().unwrap_or("no error recorded")
+                    );
+                } else if delayed > limit {
+                    o.status = Status::Fail;
+                    o.message = format!(
+                        "{job} started {:.0} min late for {day} (allowed {:.0} min)",
+                        delayed / 60.0,
+                        limit / 60.0
+                    );
                 }
-                o.sample = failed
-                    .iter()
-                    .chain(late.iter())
-                    .take(SAMPLE_ROWS as usize)
-                    .map(|r| json!({ "run_id": r.0, "day": r.2, "status": r.3, "attempts": r.4, "delayed_secs": r.6, "error": r.7 }))
-                    .collect();
+                if o.status == Status::Fail {
+                    o.sample = vec![json!({ "run_id": run_id, "day": day, "status": status,
+                        "attempts": attempts, "delayed_secs": delayed, "error": error })];
+                }
                 out.push(o);
             }
             // The ingest side: how much of what arrived was refused.
@@ -1261,6 +1327,27 @@ mod tests {
         assert_eq!(event_table(br#"{"event_type":"NOPE"}"#), None);
         assert_eq!(event_table(b"\x00\x01garbage"), None);
         assert_eq!(event_table(br#"[1, 2]"#), None);
+    }
+
+    #[test]
+    fn binomial_tails_match_hand_computed_values() {
+        // P(X ≥ 1 | n = 10, p = 0.1) = 1 − 0.9^10.
+        assert!((binomial_tail(1, 10, 0.1) - (1.0 - 0.9f64.powi(10))).abs() < 1e-12);
+        // P(X ≥ 10 | n = 10, p = 0.5) = 2^-10.
+        assert!((binomial_tail(10, 10, 0.5) - 0.5f64.powi(10)).abs() < 1e-15);
+        assert_eq!(binomial_tail(0, 10, 0.3), 1.0);
+        // Nine wild values among 45 where the baseline had one in 330: hopeless by chance.
+        assert!(binomial_tail(9, 45, 1.0 / 330.0) < 1e-10);
+        assert!(binomial_tail(1, 45, 1.0 / 330.0) > 0.1);
+    }
+
+    #[test]
+    fn chi2_quantiles_are_close_to_the_tables() {
+        // χ²(1) at p = 0.05 is 3.84; χ²(5) at 0.001 is 20.5; χ²(10) at 1e-6 is about 48.
+        assert!((chi2_quantile(1.0, 1.645) - 3.84).abs() < 0.2);
+        assert!((chi2_quantile(5.0, 3.09) - 20.5).abs() < 0.5);
+        let q = chi2_quantile(10.0, SIGNIFICANCE_Z);
+        assert!((44.0..52.0).contains(&q), "{q}");
     }
 
     #[test]

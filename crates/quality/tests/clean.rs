@@ -14,7 +14,7 @@ async fn two_weeks_of_clean_traffic_raise_nothing() {
         eprintln!("skipped: HEAL_TEST_DATABASE_URL is not set");
         return;
     };
-    let mut scenario = shifted("baseline", 4_000.0, 0);
+    let mut scenario = shifted("baseline", 8_000.0, 0);
     scenario.days = 15.0;
     let t = TestDb::new(&Backend::Server(url)).await;
     let (report, truth) = scenario_cycle(t.pool(), &scenario, true).await;
