@@ -1001,6 +1001,7 @@ pub async fn refused_since(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Refused>, sqlx::Error> {
+    #[allow(clippy::type_complexity)]
     let rows: Vec<(i64, DateTime<Utc>, String, Option<String>, String, Vec<u8>)> = sqlx::query_as(
         "SELECT id, received_at, reason, event_id, detail, raw FROM quarantine
              WHERE id > $1 ORDER BY id LIMIT $2",

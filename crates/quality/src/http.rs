@@ -32,37 +32,37 @@ fn unavailable(e: sqlx::Error) -> Response {
 
 type Params = Query<HashMap<String, String>>;
 
-fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Response> {
+fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Box<Response>> {
     for key in params.keys() {
         if !allowed.contains(&key.as_str()) {
-            return Err(error(
+            return Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "unknown parameter {key:?}; this endpoint takes {}",
                     allowed.join(", ")
                 ),
-            ));
+            )));
         }
     }
     Ok(())
 }
 
-fn limit(params: &HashMap<String, String>) -> Result<i64, Response> {
+fn limit(params: &HashMap<String, String>) -> Result<i64, Box<Response>> {
     match params.get("limit") {
         None => Ok(100),
         Some(v) => match v.parse::<i64>() {
             Ok(n) if (1..=10_000).contains(&n) => Ok(n),
-            _ => Err(error(
+            _ => Err(Box::new(error(
                 StatusCode::BAD_REQUEST,
                 format!("limit: {v:?} is not a whole number from 1 to 10000"),
-            )),
+            ))),
         },
     }
 }
 
 async fn checks(State(role): State<Arc<QualityRole>>, Query(p): Params) -> Response {
     if let Err(r) = only(&p, &[]) {
-        return r;
+        return *r;
     }
     match report::overview(role.quality.pool(), role.quality.checks()).await {
         Ok(v) => {
@@ -74,11 +74,11 @@ async fn checks(State(role): State<Arc<QualityRole>>, Query(p): Params) -> Respo
 
 async fn results(State(role): State<Arc<QualityRole>>, Query(p): Params) -> Response {
     if let Err(r) = only(&p, &["check", "status", "limit"]) {
-        return r;
+        return *r;
     }
     let limit = match limit(&p) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let check = p.get("check").map(String::as_str);
     if let Some(name) = check {
@@ -106,11 +106,11 @@ async fn results(State(role): State<Arc<QualityRole>>, Query(p): Params) -> Resp
 
 async fn conditions(State(role): State<Arc<QualityRole>>, Query(p): Params) -> Response {
     if let Err(r) = only(&p, &["state", "limit"]) {
-        return r;
+        return *r;
     }
     let limit = match limit(&p) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let state = p.get("state").map(String::as_str);
     if let Some(s) = state {
@@ -129,7 +129,7 @@ async fn conditions(State(role): State<Arc<QualityRole>>, Query(p): Params) -> R
 
 async fn run(State(role): State<Arc<QualityRole>>, Query(p): Params) -> Response {
     if let Err(r) = only(&p, &["check"]) {
-        return r;
+        return *r;
     }
     match role.run(p.get("check").map(String::as_str)).await {
         Ok(report) => Json(report).into_response(),

@@ -532,6 +532,7 @@ async fn fold(
     o: &Observation,
     now: DateTime<Utc>,
 ) -> Result<Option<FailureEvent>, sqlx::Error> {
+    #[allow(clippy::type_complexity)]
     let open: Option<(i64, String, DateTime<Utc>, DateTime<Utc>, i64, i32)> = sqlx::query_as(
         "SELECT id, severity, first_seen, last_seen, occurrences, passes FROM quality_conditions
          WHERE check_name = $1 AND subject = $2 AND state = 'open' FOR UPDATE",

@@ -86,6 +86,7 @@ async fn detects(
     let fault = &truth[0];
     if hits.is_empty() {
         // What the check saw around the fault, to tell why.
+        #[allow(clippy::type_complexity)]
         let around: Vec<(
             chrono::DateTime<chrono::Utc>,
             String,
