@@ -28,8 +28,10 @@ What it does, with each heal container's args and environment resolved by deploy
      heal_<role>_…; others, like heal_up, are exported by every role), and none of another role's;
      activity makes the counters appear: the generator role's events, one small scenario
      published with `heal generate` (malformed events to quarantine, an injected job_failure),
-     two batch runs asked over the batch role's API, and one valid and one invalid OpenLineage
-     event posted to the lineage role (POST /api/v1/lineage), whose graph must then answer;
+     two batch runs asked over the batch role's API, check cycles asked of the quality role until
+     the malformed events and the failed run have opened conditions, and one valid and one
+     invalid OpenLineage event posted to the lineage role (POST /api/v1/lineage), whose graph
+     must then answer;
   6. stops each process with SIGTERM and expects exit status 0 within 15 s, then checks it wrote
      nothing in its working directory (the pods' root filesystem is read-only).
 
@@ -688,6 +690,35 @@ def run(args: argparse.Namespace, admin_url: str, kafka: str, problems: Problems
                 except (ValueError, KeyError, TypeError, AttributeError):
                     runs = []
                 log(f"{batch.c.label}: POST {path} -> {'; '.join(runs) or body[:200]}")
+        quality = next((p for p in procs if p.c.role == "quality"), None)
+        if quality is not None:
+            # The scenario's malformed events and the failed batch run must open conditions:
+            # run cycles until they have (the ingest role may still be catching up).
+            deadline = time.monotonic() + 45
+            opened: list = []
+            while True:
+                status, body = http("POST", quality.url("/api/quality/run", None), timeout=60)
+                if status != 200:
+                    problems.error(quality.c.label, f"POST /api/quality/run answered {status}: {body[:300]}")
+                    break
+                status, body = http("GET", quality.url("/api/quality/conditions?state=open", None), timeout=30)
+                try:
+                    opened = sorted({c["check_name"] for c in json.loads(body)}) if status == 200 else []
+                except (ValueError, KeyError, TypeError):
+                    opened = []
+                if {"pipeline_health", "raw_events_schema", "product_views_schema"} & set(opened) \
+                        or time.monotonic() > deadline:
+                    break
+                time.sleep(3)
+            if opened:
+                log(f"{quality.c.label}: POST /api/quality/run; open conditions on {', '.join(opened)}")
+            else:
+                problems.error(quality.c.label, "no quality condition opened for the scenario's malformed "
+                               "events and failed job run")
+            status, body = http("GET", quality.url("/api/quality/results?limit=lots", None), timeout=30)
+            if status != 400 or "limit" not in body:
+                problems.error(quality.c.label, f"GET /api/quality/results?limit=lots answered {status}, "
+                               f"expected 400 naming limit: {body[:200]}")
         lineage = next((p for p in procs if p.c.role == "lineage"), None)
         if lineage is not None:
             event = json.loads(json.dumps(LINEAGE_EVENT).replace("{time}", f"{yesterday}T12:00:00Z"))
