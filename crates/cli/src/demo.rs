@@ -82,6 +82,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         &RoleSet::new(vec![
             heal_config::Role::Ingest,
             heal_config::Role::Batch,
+            heal_config::Role::Quality,
             heal_config::Role::Lineage,
         ]),
         heal_server::Mode::Monolithic,
@@ -90,6 +91,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let pool = app.database().pool().clone();
     let bus = app.bus().clone();
     let lineage = app.lineage().context("the lineage role")?;
+    let quality = app.quality().context("the quality role")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(app.start(stop_rx, Some(bound_tx)));
@@ -159,6 +161,9 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut summary = summarize(&pool, &truth, sent, elapsed, &batch).await?;
+    let (text, json) = quality_section(&quality).await?;
+    summary.text.push_str(&text);
+    summary.json["quality"] = json;
     let (text, json) = lineage_section(&lineage).await?;
     summary.text.push_str(&text);
     summary.json["lineage"] = json;
@@ -171,7 +176,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Table => {
             println!("{}", summary.text);
             println!(
-                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
+                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/quality/checks, /api/quality/conditions, /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
             );
         }
     }
@@ -186,6 +191,58 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(4)
     })
+}
+
+/// A check cycle over everything the demo ingested and computed: what the checks judged and
+/// the conditions the scenario's faults opened.
+async fn quality_section(
+    quality: &heal_quality::role::QualityRole,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let report = quality.run(None).await?;
+    let pool = quality.quality.pool();
+    let conditions = heal_quality::report::conditions(pool, None, 100).await?;
+    let count =
+        |f: fn(&heal_quality::CheckReport) -> usize| -> usize { report.checks.iter().map(f).sum() };
+    let mut text = format!(
+        "\nQuality (heal quality run): {} checks judged {} windows: {} passed, {} failed, {} still learning their baseline, {} errored; {} conditions\n",
+        report.checks.len(),
+        count(|c| c.evaluated),
+        count(|c| c.passed),
+        count(|c| c.failed),
+        count(|c| c.learning),
+        count(|c| c.errored),
+        conditions.len(),
+    );
+    let mut t = table(&[
+        "state",
+        "severity",
+        "check",
+        "dataset",
+        "first seen",
+        "times",
+        "message",
+    ]);
+    for c in &conditions {
+        let message = c.first_event["message"].as_str().unwrap_or("");
+        t.add_row(vec![
+            c.state.clone(),
+            c.severity.clone(),
+            c.check_name.clone(),
+            c.dataset.clone(),
+            c.first_seen.format("%m-%d %H:%M").to_string(),
+            c.occurrences.to_string(),
+            message.chars().take(80).collect(),
+        ]);
+    }
+    if !conditions.is_empty() {
+        text.push_str(&format!("{t}\n"));
+    }
+    let json = serde_json::json!({
+        "clock": report.clock,
+        "checks": report.checks,
+        "conditions": conditions,
+    });
+    Ok((text, json))
 }
 
 /// The lineage graph the roles declared and ran, and what a problem with the raw `payments`

@@ -360,7 +360,7 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
                             when(r.first_seen),
                             when(r.last_seen),
                             r.occurrences.to_string(),
-                            clip(r.last_event["message"].as_str().unwrap_or(""), 60),
+                            clip(r.first_event["message"].as_str().unwrap_or(""), 60),
                         ]);
                     }
                     println!("{t}");

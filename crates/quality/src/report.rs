@@ -44,6 +44,9 @@ pub struct ConditionRow {
     pub occurrences: i64,
     pub opened_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The failure event that opened the condition.
+    pub first_event: Value,
+    /// The newest event about it (the resolution, once resolved).
     pub last_event: Value,
 }
 
@@ -92,7 +95,7 @@ pub async fn conditions(
 ) -> Result<Vec<ConditionRow>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, check_name, subject, dataset, state, severity, first_seen, last_seen, occurrences,
-                opened_at, resolved_at, last_event
+                opened_at, resolved_at, first_event, last_event
          FROM quality_conditions WHERE ($1::text IS NULL OR state = $1)
          ORDER BY id DESC LIMIT $2",
     )

@@ -596,6 +596,10 @@ async fn fold(
                 o.severity,
             );
             save_event(conn, id, &e).await?;
+            sqlx::query("UPDATE quality_conditions SET first_event = last_event WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
             metrics::counter!("heal_quality_conditions_opened_total", "check_type" => check.kind.type_name()).increment(1);
             Ok(Some(e))
         }

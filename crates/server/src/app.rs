@@ -255,6 +255,11 @@ impl App {
         }
     }
 
+    /// The quality role, when this process runs it.
+    pub fn quality(&self) -> Option<Arc<heal_quality::role::QualityRole>> {
+        self.quality.as_ref().map(|q| q.role.clone())
+    }
+
     /// The lineage service, when this process runs the lineage role.
     pub fn lineage(&self) -> Option<Arc<heal_lineage::Lineage>> {
         self.lineage.as_ref().map(|l| l.service.clone())

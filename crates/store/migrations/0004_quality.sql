@@ -48,6 +48,8 @@ CREATE TABLE quality_conditions (
     last_seen    timestamptz NOT NULL,
     occurrences  bigint      NOT NULL DEFAULT 1,
     passes       integer     NOT NULL DEFAULT 0,
+    -- The failure event that opened the condition, and the newest one about it.
+    first_event  jsonb       NOT NULL DEFAULT '{}',
     last_event   jsonb       NOT NULL,
     opened_at    timestamptz NOT NULL DEFAULT now(),
     resolved_at  timestamptz
