@@ -15,6 +15,7 @@ mod events;
 mod kafka;
 mod lineage;
 mod progress;
+mod quality;
 mod sys;
 
 use crate::cli::{load_config, Global, OutputFormat};
@@ -45,6 +46,10 @@ pub enum BenchCommand {
     /// database on the server (DATABASE_URL, an admin URL), then reports p50/p95 of the impact
     /// and upstream queries at depth 5 and unbounded, next to a naive recursive CTE.
     Lineage(lineage::LineageBenchArgs),
+    /// Quality checks: every fault kind at high and low intensity (detected by the check meant
+    /// for it? how soon?), false alarms per day on clean traffic, and the cost of a check
+    /// cycle on 3M events; fresh databases on the server (DATABASE_URL, an admin URL).
+    Quality(quality::QualityBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -61,6 +66,7 @@ pub async fn bench(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCod
         BenchCommand::Ingest(args) => ingest(global, args).await,
         BenchCommand::Batch(args) => batch::run(global, args).await,
         BenchCommand::Lineage(args) => lineage::run(global, args).await,
+        BenchCommand::Quality(args) => quality::run(global, args).await,
     }
 }
 

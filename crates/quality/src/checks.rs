@@ -21,6 +21,30 @@ pub const DEFAULT_CHECKS: &str = include_str!("../checks.default.toml");
 /// The name the shipped file is reported under.
 pub const DEFAULT_CHECKS_NAME: &str = "checks.default.toml (built in)";
 
+/// The shipped check meant to catch each fault kind of the scenario format, and the dataset
+/// its failure names (what the fault tests and `heal bench quality` hold the checks to).
+pub fn catching(kind: heal_model::FaultKind) -> (&'static str, &'static str) {
+    use heal_model::FaultKind as K;
+    match kind {
+        K::MalformedJson => ("product_views_schema", "product_views"),
+        K::EncodingCorruption => ("users_schema", "users"),
+        K::MissingField => ("orders_schema", "orders"),
+        K::NullField | K::SchemaDrift => ("payments_schema", "payments"),
+        K::TypeChange => ("cart_items_schema", "cart_items"),
+        K::InvalidSchemaVersion => ("sessions_schema", "sessions"),
+        K::DuplicateEvents => ("payments_unique", "payments"),
+        K::LateEvents => ("orders_on_time", "orders"),
+        K::FutureTimestamps => ("sessions_timestamps", "sessions"),
+        K::VolumeDrop => ("raw_events_volume", "raw_events"),
+        K::VolumeSpike => ("product_views_volume", "product_views"),
+        K::SourceOutage => ("raw_events_freshness", "raw_events"),
+        K::ValueOutlier => ("orders_amount_distribution", "orders"),
+        K::DistributionShift => ("payments_method_mix", "payments"),
+        K::OrphanReference => ("payments_reference_orders", "payments"),
+        K::JobFailure | K::JobDelay => ("pipeline_health", "daily_revenue"),
+    }
+}
+
 /// A checks file that cannot be used: where, and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{file}: {}{key}: {message}", check.as_ref().map(|c| format!("check {c:?}: ")).unwrap_or_default())]

@@ -20,36 +20,38 @@ use heal_testkit::{server_url, Backend, TestDb};
 const VOLUME_HISTORY: i64 = 4;
 
 macro_rules! fault_tests {
-    ($($name:ident: $stem:literal at $volume:expr, history $extra:expr, batch $batch:expr => $check:literal on $dataset:literal;)*) => {
+    ($($name:ident: $stem:literal at $volume:expr, history $extra:expr, batch $batch:expr;)*) => {
         const TESTED: &[&str] = &[$($stem),*];
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                detects($stem, $volume, $extra, $batch, $check, $dataset).await;
+                let kind: FaultKind = $stem.parse().unwrap();
+                let (check, dataset) = heal_quality::checks::catching(kind);
+                detects($stem, $volume, $extra, $batch, check, dataset).await;
             }
         )*
     };
 }
 
 fault_tests! {
-    malformed_json: "malformed_json" at 8_000.0, history 0, batch false => "product_views_schema" on "product_views";
-    encoding_corruption: "encoding_corruption" at 10_000.0, history 0, batch false => "users_schema" on "users";
-    missing_field: "missing_field" at 8_000.0, history 0, batch false => "orders_schema" on "orders";
-    null_field: "null_field" at 8_000.0, history 0, batch false => "payments_schema" on "payments";
-    type_change: "type_change" at 5_000.0, history 0, batch false => "cart_items_schema" on "cart_items";
-    schema_drift: "schema_drift" at 8_000.0, history 0, batch false => "payments_schema" on "payments";
-    invalid_schema_version: "invalid_schema_version" at 8_000.0, history 0, batch false => "sessions_schema" on "sessions";
-    duplicate_events: "duplicate_events" at 8_000.0, history 0, batch false => "payments_unique" on "payments";
-    late_events: "late_events" at 10_000.0, history 0, batch false => "orders_on_time" on "orders";
-    future_timestamps: "future_timestamps" at 8_000.0, history 0, batch false => "sessions_timestamps" on "sessions";
-    volume_drop: "volume_drop" at 20_000.0, history VOLUME_HISTORY, batch false => "raw_events_volume" on "raw_events";
-    volume_spike: "volume_spike" at 20_000.0, history VOLUME_HISTORY, batch false => "product_views_volume" on "product_views";
-    source_outage: "source_outage" at 4_000.0, history 0, batch false => "raw_events_freshness" on "raw_events";
-    value_outlier: "value_outlier" at 30_000.0, history 1, batch false => "orders_amount_distribution" on "orders";
-    distribution_shift: "distribution_shift" at 10_000.0, history 1, batch false => "payments_method_mix" on "payments";
-    orphan_reference: "orphan_reference" at 8_000.0, history 0, batch false => "payments_reference_orders" on "payments";
-    job_failure: "job_failure" at 4_000.0, history 0, batch true => "pipeline_health" on "daily_revenue";
-    job_delay: "job_delay" at 4_000.0, history 0, batch true => "pipeline_health" on "daily_revenue";
+    malformed_json: "malformed_json" at 8_000.0, history 0, batch false;
+    encoding_corruption: "encoding_corruption" at 10_000.0, history 0, batch false;
+    missing_field: "missing_field" at 8_000.0, history 0, batch false;
+    null_field: "null_field" at 8_000.0, history 0, batch false;
+    type_change: "type_change" at 5_000.0, history 0, batch false;
+    schema_drift: "schema_drift" at 8_000.0, history 0, batch false;
+    invalid_schema_version: "invalid_schema_version" at 8_000.0, history 0, batch false;
+    duplicate_events: "duplicate_events" at 8_000.0, history 0, batch false;
+    late_events: "late_events" at 10_000.0, history 0, batch false;
+    future_timestamps: "future_timestamps" at 8_000.0, history 0, batch false;
+    volume_drop: "volume_drop" at 20_000.0, history VOLUME_HISTORY, batch false;
+    volume_spike: "volume_spike" at 20_000.0, history VOLUME_HISTORY, batch false;
+    source_outage: "source_outage" at 4_000.0, history 0, batch false;
+    value_outlier: "value_outlier" at 30_000.0, history 1, batch false;
+    distribution_shift: "distribution_shift" at 10_000.0, history 1, batch false;
+    orphan_reference: "orphan_reference" at 8_000.0, history 0, batch false;
+    job_failure: "job_failure" at 4_000.0, history 0, batch true;
+    job_delay: "job_delay" at 4_000.0, history 0, batch true;
 }
 
 #[test]
