@@ -133,8 +133,8 @@ pub enum Rule {
     Pattern {
         pattern: String,
     },
-    /// Event times past their arrival: the rows the ingest role refused as
-    /// `future_timestamp`, plus stored rows later than the data clock.
+    /// Event times past their arrival: the events of the dataset the ingest role refused as
+    /// `future_timestamp` since the last run (any one fails the check).
     NotFuture,
 }
 
@@ -773,6 +773,15 @@ fn parse_check(
         if !is_time_type(t) {
             return Err(r.err("time", format!("{col} is a {t}, not a timestamp or date")));
         }
+        if t == "date" && every < Duration::days(1) {
+            return Err(r.err(
+                "every",
+                format!(
+                    "{col} is a date: windows of {} cannot be cut from it; use every = \"P1D\"",
+                    format_iso_duration(every)
+                ),
+            ));
+        }
     } else if windowed && ty != "custom_sql" {
         return Err(r.err(
             "time",
@@ -884,6 +893,12 @@ fn parse_check(
                     return Err(r.err(
                         "rule",
                         "not_future reads the ingest quarantine: use it on a table the ingest role writes",
+                    ));
+                }
+                if r.get("max_invalid_rate").is_some() {
+                    return Err(r.err(
+                        "max_invalid_rate",
+                        "not_future counts refused events (any one fails): it takes no rate",
                     ));
                 }
                 Rule::NotFuture
@@ -1193,6 +1208,9 @@ mod tests {
 
         let e = err("[[check]]\nname = \"x\"\ntype = \"validity\"\ndataset = \"orders\"\ncolumn = \"currency\"\nmin = 0\n");
         assert_eq!(e.key, "min", "min/max need a number column: {e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"volume\"\ndataset = \"daily_revenue\"\n");
+        assert_eq!(e.key, "every", "hourly windows on a date column: {e}");
 
         let e = err("[defaults]\nsensitivity = -1\n");
         assert_eq!((e.check, e.key.as_str()), (None, "defaults.sensitivity"));

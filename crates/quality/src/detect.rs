@@ -91,6 +91,9 @@ pub struct Detection {
     pub judged: usize,
     pub sensitivity: f64,
     pub flags: Vec<Flag>,
+    /// The times of the points judged (each phase warms up on its own).
+    #[serde(skip)]
+    pub judged_at: Vec<DateTime<Utc>>,
 }
 
 /// Why a series cannot be judged.
@@ -255,6 +258,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
             judged: 0,
             sensitivity,
             flags: vec![],
+            judged_at: vec![],
         });
     }
     let (start, step, grid) = regularize(points)?;
@@ -271,6 +275,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
     let mut level_window: VecDeque<(f64, f64)> = VecDeque::with_capacity(LEVEL_POINTS);
     let mut flags = Vec::new();
     let mut judged = 0;
+    let mut judged_at = Vec::new();
     let mut first_judged: Option<usize> = None;
     for (i, v) in grid.iter().enumerate() {
         let Some(value) = *v else { continue };
@@ -324,6 +329,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
         let sigma = noise(&mut pooled).max(floor);
         let score = residual / sigma;
         judged += 1;
+        judged_at.push(start + Duration::seconds(step * i as i64));
         first_judged.get_or_insert(i);
         if score.abs() > sensitivity {
             flags.push(Flag {
@@ -355,6 +361,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
         judged,
         sensitivity,
         flags,
+        judged_at,
     })
 }
 

@@ -417,11 +417,19 @@ pub async fn measure_windows(
                 "({})",
                 key.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
             );
+            // Rows with a null key part are incomplete, not duplicates.
+            let complete = key
+                .iter()
+                .map(|k| format!("{} IS NOT NULL", ident(k)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
             let total = per_step(conn, &src, "count(*)::float8", from, to).await?;
             let dups = per_step(
                 conn,
                 &src,
-                &format!("(count(*) - count(DISTINCT {key_expr}))::float8"),
+                &format!(
+                    "(count(*) FILTER (WHERE {complete}) - count(DISTINCT {key_expr}) FILTER (WHERE {complete}))::float8"
+                ),
                 from,
                 to,
             )
@@ -758,25 +766,23 @@ pub async fn measure_windows(
         CheckKind::CustomSql { sql, max_rows } => {
             for end in &plan.ends {
                 let mut o = Observation::new(check, *end - check.window, *end);
-                let count_sql = format!("SELECT count(*) FROM ({sql}) q");
-                let n: i64 = bind_window(
-                    sqlx::query_scalar(&count_sql),
-                    sql,
-                    o.window_start,
-                    o.window_end,
-                )
-                .fetch_one(&mut *conn)
-                .await?;
+                let count_sql = format!("SELECT count(*) FROM {}", custom(sql));
+                let n: i64 =
+                    bind_window(sqlx::query_scalar(&count_sql), o.window_start, o.window_end)
+                        .fetch_one(&mut *conn)
+                        .await?;
                 o.metric = Some(n as f64);
                 o.threshold = format!("failing rows ≤ {max_rows}");
                 o.message = format!("{n} failing rows");
                 if n > *max_rows {
                     o.status = Status::Fail;
-                    let s = format!("SELECT to_jsonb(q) FROM ({sql}) q LIMIT {SAMPLE_ROWS}");
-                    o.sample =
-                        bind_window(sqlx::query_scalar(&s), sql, o.window_start, o.window_end)
-                            .fetch_all(&mut *conn)
-                            .await?;
+                    let s = format!(
+                        "SELECT to_jsonb(q) FROM {} LIMIT {SAMPLE_ROWS}",
+                        custom(sql)
+                    );
+                    o.sample = bind_window(sqlx::query_scalar(&s), o.window_start, o.window_end)
+                        .fetch_all(&mut *conn)
+                        .await?;
                 }
                 out.push(o);
             }
@@ -786,21 +792,19 @@ pub async fn measure_windows(
     Ok(out)
 }
 
-/// Binds the window bounds when the custom query uses `$1`/`$2`.
+/// Binds the window bounds. The wrapper around a custom query refers to both, so the query
+/// may use `$1` and `$2`, either, or neither.
 fn bind_window<'q, O>(
     q: sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
-    sql: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
-    let mut q = q;
-    if sql.contains("$1") {
-        q = q.bind(start);
-    }
-    if sql.contains("$2") {
-        q = q.bind(end);
-    }
-    q
+    q.bind(start).bind(end)
+}
+
+/// `sql` as a subquery `q`, with both window bounds referred to.
+fn custom(sql: &str) -> String {
+    format!("(SELECT * FROM ({sql}) q0 WHERE $1::timestamptz IS NOT NULL AND $2::timestamptz IS NOT NULL) q")
 }
 
 /// Categories (or bins) under this share of the baseline count as rare.
@@ -899,25 +903,15 @@ async fn side_per_step(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<BTreeMap<i64, f64>, sqlx::Error> {
-    // Dates and timestamps alike: the catalog said which; a cast covers both here.
-    let src = Source::new(
-        &side.dataset,
-        &side.time,
-        false,
-        step,
-        side.filter.as_deref(),
-    );
+    // `extract(epoch …)` is absolute for a timestamptz and midnight UTC for a date, so days
+    // are UTC days whatever the session's time zone.
+    let t = ident(&side.time);
+    let epoch = format!("extract(epoch FROM {t})");
     let src = Source {
-        range: format!(
-            "{t}::timestamptz >= $1 AND {t}::timestamptz < $2",
-            t = ident(&side.time)
-        ),
-        bucket: format!(
-            "floor(extract(epoch FROM {t}::timestamp) / {})::bigint",
-            step.num_seconds(),
-            t = ident(&side.time)
-        ),
-        ..src
+        table: ident(&side.dataset),
+        range: format!("{epoch} >= extract(epoch FROM $1::timestamptz) AND {epoch} < extract(epoch FROM $2::timestamptz)"),
+        bucket: format!("floor({epoch} / {})::bigint", step.num_seconds()),
+        filter: side.filter.as_deref().map(|f| format!(" AND ({f})")).unwrap_or_default(),
     };
     per_step(conn, &src, &format!("({})::float8", side.value), from, to).await
 }
@@ -1050,6 +1044,25 @@ pub fn event_table(raw: &[u8]) -> Option<&'static str> {
 /// committed after a cycle with an earlier end time).
 const RUN_OVERLAP: Duration = Duration::minutes(10);
 
+/// On a check's first run, the quarantine position `history` ago (older refusals are not
+/// news); afterwards the stored cursor.
+async fn first_position(
+    conn: &mut PgConnection,
+    check: &Check,
+    cursor: (i64, Option<DateTime<Utc>>),
+    now: DateTime<Utc>,
+) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+    if cursor.1.is_some() {
+        return Ok(cursor);
+    }
+    let before: Option<i64> =
+        sqlx::query_scalar("SELECT max(id) FROM quarantine WHERE received_at < $1")
+            .bind(now - check.history)
+            .fetch_one(conn)
+            .await?;
+    Ok((before.unwrap_or(0).max(cursor.0), None))
+}
+
 /// Quarantine rows read per incremental check and cycle.
 pub const REFUSED_PER_CYCLE: i64 = 100_000;
 
@@ -1064,6 +1077,7 @@ pub async fn measure_increment(
 ) -> Result<(Vec<Observation>, (i64, Option<DateTime<Utc>>)), sqlx::Error> {
     match &check.kind {
         CheckKind::Schema { reasons, max_rows } => {
+            let cursor = first_position(conn, check, cursor, now).await?;
             let refused = refused_since(conn, cursor.0, REFUSED_PER_CYCLE).await?;
             let next = refused.last().map(|r| r.id).unwrap_or(cursor.0);
             let wants = |r: &Refused| {
@@ -1078,6 +1092,7 @@ pub async fn measure_increment(
             column,
             ..
         } => {
+            let cursor = first_position(conn, check, cursor, now).await?;
             let refused = refused_since(conn, cursor.0, REFUSED_PER_CYCLE).await?;
             let next = refused.last().map(|r| r.id).unwrap_or(cursor.0);
             let wants = |r: &Refused| {
@@ -1288,8 +1303,8 @@ pub async fn prepare(
     }
     if let CheckKind::CustomSql { sql, .. } = &check.kind {
         // Compiled against the window's bounds when it names them.
-        let q = format!("EXPLAIN SELECT count(*) FROM ({sql}) q");
-        bind_window(sqlx::query_scalar::<_, String>(&q), sql, now, now)
+        let q = format!("EXPLAIN SELECT count(*) FROM {}", custom(sql));
+        bind_window(sqlx::query_scalar::<_, String>(&q), now, now)
             .fetch_all(&mut *conn)
             .await?;
     }

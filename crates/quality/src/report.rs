@@ -109,10 +109,17 @@ pub async fn conditions(
 pub async fn overview(pool: &PgPool, file: &ChecksFile) -> Result<Vec<CheckStatus>, sqlx::Error> {
     let mut out = Vec::new();
     for c in &file.checks {
-        let last = results(pool, Some(&c.name), None, 1)
-            .await?
-            .into_iter()
-            .next();
+        // The newest judgment (an errored run is stamped with wall-clock time, windows with
+        // event time: order by when they were judged).
+        let last: Option<ResultRow> = sqlx::query_as(
+            "SELECT id, check_name, check_type, dataset, subject, window_start, window_end, status, severity,
+                    metric, expected, lower_bound, upper_bound, threshold, message, detail, sample, evaluated_at
+             FROM quality_results WHERE check_name = $1
+             ORDER BY evaluated_at DESC, window_end DESC, id DESC LIMIT 1",
+        )
+        .bind(&c.name)
+        .fetch_optional(pool)
+        .await?;
         let mut trend: Vec<f64> = sqlx::query_scalar(
             "SELECT metric FROM quality_results WHERE check_name = $1 AND metric IS NOT NULL
              ORDER BY window_end DESC, id DESC LIMIT 24",

@@ -143,9 +143,30 @@ impl Quality {
             if only.is_some_and(|n| n != check.name) {
                 continue;
             }
-            let (r, events) = self.run_check(check, clock).await?;
-            report.checks.push(r);
-            report.events.extend(events);
+            // One check's storage failing (a connection lost) must not drop what the checks
+            // before it committed, nor stop the ones after it.
+            match self.run_check(check, clock).await {
+                Ok((r, events)) => {
+                    report.checks.push(r);
+                    report.events.extend(events);
+                }
+                Err(e) => {
+                    tracing::warn!(check = %check.name, error = %e, "quality check not recorded");
+                    report.checks.push(CheckReport {
+                        check: check.name.clone(),
+                        check_type: check.kind.type_name().to_string(),
+                        dataset: check.dataset.clone(),
+                        evaluated: 0,
+                        passed: 0,
+                        failed: 0,
+                        learning: 0,
+                        errored: 1,
+                        skipped: false,
+                        error: Some(e.to_string()),
+                        wall_ms: 0,
+                    });
+                }
+            }
         }
         report.wall_ms = started.elapsed().as_millis() as u64;
         metrics::histogram!("heal_quality_cycle_seconds").record(started.elapsed().as_secs_f64());
@@ -201,8 +222,15 @@ impl Quality {
         // and the transaction stays usable to record it.
         sqlx::query("SAVEPOINT measure").execute(&mut *tx).await?;
         let measured = self.measure(&mut tx, check, clock, now).await;
+        let mut events = Vec::new();
         let (mut obs, cursor) = match measured {
-            Ok(v) => v,
+            Ok(v) => {
+                // The check's query works again: an open error condition resolves.
+                if let Some(e) = resolve_errored(&mut tx, check, now).await? {
+                    events.push(e);
+                }
+                v
+            }
             Err(e) => {
                 sqlx::query("ROLLBACK TO SAVEPOINT measure")
                     .execute(&mut *tx)
@@ -218,7 +246,6 @@ impl Quality {
         if let Some(a) = &check.anomaly {
             judge_anomalies(&mut tx, check, a.sensitivity, a.direction, &mut obs).await?;
         }
-        let mut events = Vec::new();
         for o in &obs {
             match o.status {
                 Status::Pass => report.passed += 1,
@@ -240,6 +267,17 @@ impl Quality {
                 store(&mut tx, check, o).await?
             };
             if previous == Some(o.status) {
+                if o.status == Status::Fail {
+                    // Still failing when judged again: passes elsewhere are not in a row.
+                    sqlx::query(
+                        "UPDATE quality_conditions SET passes = 0
+                         WHERE check_name = $1 AND subject = $2 AND state = 'open'",
+                    )
+                    .bind(&check.name)
+                    .bind(&o.subject)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 continue;
             }
             if let Some(e) = fold(&mut tx, check, o, now).await? {
@@ -316,9 +354,41 @@ fn db_message(e: &sqlx::Error) -> String {
     }
 }
 
+/// The subject of a check's own failure (its query erroring), apart from what it judges.
+pub const QUERY_SUBJECT: &str = "(query)";
+
+/// Resolves the open error condition of `check`, if any, now that its query ran.
+async fn resolve_errored(
+    conn: &mut PgConnection,
+    check: &Check,
+    now: DateTime<Utc>,
+) -> Result<Option<FailureEvent>, sqlx::Error> {
+    let row: Option<(i64, serde_json::Value)> = sqlx::query_as(
+        "UPDATE quality_conditions SET state = 'resolved', resolved_at = now()
+         WHERE check_name = $1 AND subject = $2 AND state = 'open'
+         RETURNING id, last_event",
+    )
+    .bind(&check.name)
+    .bind(QUERY_SUBJECT)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((id, last)) = row else {
+        return Ok(None);
+    };
+    let Ok(mut e) = serde_json::from_value::<FailureEvent>(last) else {
+        return Ok(None);
+    };
+    e.event_id = uuid::Uuid::new_v4().to_string();
+    e.emitted_at = now;
+    e.change = ConditionChange::Resolved;
+    e.message = "the check's query runs again".into();
+    save_event(conn, id, &e).await?;
+    Ok(Some(e))
+}
+
 fn errored(check: &Check, now: DateTime<Utc>, message: &str) -> Observation {
     Observation {
-        subject: check.dataset.clone(),
+        subject: QUERY_SUBJECT.to_string(),
         dataset: check.dataset.clone(),
         window_start: now,
         window_end: now,
@@ -394,16 +464,22 @@ async fn judge_anomalies(
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(check = %check.name, error = %e, "anomaly detection skipped");
+            for o in obs.iter_mut() {
+                if o.status == Status::Pass {
+                    o.status = Status::Learning;
+                }
+            }
             return Ok(());
         }
     };
+    let judged: std::collections::HashSet<DateTime<Utc>> = d.judged_at.iter().copied().collect();
     let flags: BTreeMap<DateTime<Utc>, &crate::detect::Flag> =
         d.flags.iter().map(|f| (f.at, f)).collect();
     for o in obs.iter_mut() {
         if o.metric.is_none() {
             continue;
         }
-        let judged = d.warmup_until.is_some_and(|w| o.window_end >= w);
+        let judged = judged.contains(&o.window_end);
         match flags.get(&o.window_end) {
             Some(f)
                 if matches!(
