@@ -173,14 +173,21 @@ impl Quality {
         Ok(report)
     }
 
-    /// Checks whose runs `job` triggers (pipeline checks watching it).
+    /// Checks a finished run of `job` triggers: the pipeline checks watching it, and the
+    /// checks of the table it writes (the platform's jobs are named after their output), so a
+    /// recomputed partition is judged at once rather than at the next interval.
     pub fn triggered_by(&self, job: &str) -> Vec<String> {
         self.checks
             .checks
             .iter()
-            .filter(|c| {
-                matches!(c.kind, CheckKind::Pipeline { .. })
-                    && (c.after_jobs.is_empty() || c.after_jobs.iter().any(|j| j == job))
+            .filter(|c| match &c.kind {
+                CheckKind::Pipeline { .. } => {
+                    c.after_jobs.is_empty() || c.after_jobs.iter().any(|j| j == job)
+                }
+                CheckKind::Reconciliation { left, right, .. } => {
+                    left.dataset == job || right.dataset == job
+                }
+                _ => c.dataset == job,
             })
             .map(|c| c.name.clone())
             .collect()

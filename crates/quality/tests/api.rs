@@ -228,3 +228,14 @@ async fn a_query_postgres_refuses_is_refused_at_start_naming_the_check() {
     );
     t.finish().await;
 }
+
+#[tokio::test]
+async fn a_finished_job_triggers_its_pipeline_check_and_the_checks_of_its_output() {
+    let t = TestDb::new(&heal_testkit::Backend::Embedded).await;
+    let q = common::quality(t.pool()).await;
+    let mut stg = q.triggered_by("stg_orders");
+    stg.sort();
+    assert_eq!(stg, vec!["pipeline_health", "stg_orders_reconcile"]);
+    assert_eq!(q.triggered_by("daily_revenue"), vec!["pipeline_health"]);
+    t.finish().await;
+}
