@@ -291,6 +291,21 @@ impl Quality {
                 events.push(e);
             }
         }
+        // Retention: results older than RETENTION behind the newest judged window (event
+        // time for windowed checks, wall time for incremental ones) go; the anomaly baseline
+        // reads 9 days back at most.
+        let newest = if check.kind.incremental() {
+            Some(now)
+        } else {
+            clock
+        };
+        if let Some(newest) = newest {
+            sqlx::query("DELETE FROM quality_results WHERE check_name = $1 AND window_end < $2")
+                .bind(&check.name)
+                .bind(newest - RETENTION)
+                .execute(&mut *tx)
+                .await?;
+        }
         if let Some((position, moment)) = cursor {
             sqlx::query(
                 "INSERT INTO quality_cursors (check_name, position, moment) VALUES ($1, $2, $3)
@@ -360,6 +375,9 @@ fn db_message(e: &sqlx::Error) -> String {
         other => other.to_string(),
     }
 }
+
+/// How long results are kept behind the newest judged window.
+pub const RETENTION: Duration = Duration::days(35);
 
 /// The subject of a check's own failure (its query erroring), apart from what it judges.
 pub const QUERY_SUBJECT: &str = "(query)";

@@ -65,6 +65,14 @@ async fn cycles_over_http_publish_one_event_per_condition_change() {
         let app = heal_quality::http::routes(role.clone());
         let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
+        // A result far behind the data clock is dropped by the cycle (retention).
+        sqlx::query(
+            "INSERT INTO quality_results (check_name, check_type, dataset, subject, window_start, window_end, status)
+             VALUES ('raw_events_volume', 'volume', 'raw_events', 'raw_events', '2025-01-01T00:00Z', '2025-01-01T01:00Z', 'pass')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
         let (status, report) = call(port, "POST", "/api/quality/run").await;
         assert_eq!(status, 200, "{backend}: {report}");
         let broken = report["checks"]
@@ -122,6 +130,16 @@ async fn cycles_over_http_publish_one_event_per_condition_change() {
         );
 
         // The API.
+        let old: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM quality_results WHERE window_end < '2026-01-01T00:00Z'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            old, 0,
+            "{backend}: results older than the retention are dropped"
+        );
         let (status, body) = call(port, "GET", "/api/quality/checks").await;
         assert_eq!(status, 200);
         let listed = body["checks"].as_array().unwrap();
