@@ -522,34 +522,16 @@ pub async fn measure_windows(
                 Rule::NotFuture => unreachable!("incremental"),
             };
             let cond = format!("{c} IS NOT NULL AND ({invalid})");
-            let total = per_step(conn, &src, "count(*)::float8", from, to).await?;
-            let bad = per_step(
-                conn,
-                &src,
-                &format!("count(*) FILTER (WHERE {cond})::float8"),
-                from,
-                to,
-            )
-            .await?;
-            for end in &plan.ends {
-                let mut o = Observation::new(check, *end - check.window, *end);
-                let rows = window_sum(&total, *end, check);
-                let k = window_sum(&bad, *end, check);
-                o.threshold = format!("{described}; invalid rate ≤ {max_invalid_rate}");
-                o.detail = json!({ "rows": rows, "invalid": k });
-                if rows > 0.0 {
-                    let rate = k / rows;
-                    o.metric = Some(rate);
-                    o.message = format!("{k} of {rows} rows break {described}");
-                    if rate > *max_invalid_rate {
-                        o.status = Status::Fail;
-                        o.sample = sample(conn, &src, &cond, o.window_start, o.window_end).await?;
-                    }
-                } else {
-                    o.message = "no rows".into();
-                }
-                out.push(o);
-            }
+            let rule = RateRule {
+                counted: "count(*)::float8".into(),
+                cond,
+                max_rate: *max_invalid_rate,
+                threshold: format!("{described}; invalid rate ≤ {max_invalid_rate}"),
+                keys: ("rows", "invalid"),
+                message: Box::new(move |k, rows| format!("{k} of {rows} rows break {described}")),
+                empty: "no rows",
+            };
+            out.extend(rate_windows(conn, check, &plan, &src, &rule, from, to).await?);
         }
         CheckKind::Referential {
             column,
@@ -566,35 +548,20 @@ pub async fn measure_windows(
                 pc = ident(parent_column),
                 t = src.table
             );
-            let total = per_step(conn, &src, &format!("count({c})::float8"), from, to).await?;
-            let orphans = per_step(
-                conn,
-                &src,
-                &format!("count(*) FILTER (WHERE {cond})::float8"),
-                from,
-                to,
-            )
-            .await?;
-            for end in &plan.ends {
-                let mut o = Observation::new(check, *end - check.window, *end);
-                let rows = window_sum(&total, *end, check);
-                let k = window_sum(&orphans, *end, check);
-                o.threshold = format!("orphan rate ≤ {max_orphan_rate}");
-                o.detail = json!({ "references": rows, "orphans": k, "parent": format!("{parent}.{parent_column}") });
-                if rows > 0.0 {
-                    let rate = k / rows;
-                    o.metric = Some(rate);
-                    o.message =
-                        format!("{k} of {rows} {column} values have no {parent}.{parent_column}");
-                    if rate > *max_orphan_rate {
-                        o.status = Status::Fail;
-                        o.sample = sample(conn, &src, &cond, o.window_start, o.window_end).await?;
-                    }
-                } else {
-                    o.message = "no references".into();
-                }
-                out.push(o);
-            }
+            let (parent, parent_column, column) =
+                (parent.clone(), parent_column.clone(), column.clone());
+            let rule = RateRule {
+                counted: format!("count({c})::float8"),
+                cond,
+                max_rate: *max_orphan_rate,
+                threshold: format!("orphan rate ≤ {max_orphan_rate}"),
+                keys: ("references", "orphans"),
+                message: Box::new(move |k, rows| {
+                    format!("{k} of {rows} {column} values have no {parent}.{parent_column}")
+                }),
+                empty: "no references",
+            };
+            out.extend(rate_windows(conn, check, &plan, &src, &rule, from, to).await?);
         }
         CheckKind::Distribution {
             column,
@@ -788,6 +755,63 @@ pub async fn measure_windows(
             }
         }
         CheckKind::Schema { .. } | CheckKind::Pipeline { .. } => {}
+    }
+    Ok(out)
+}
+
+/// A check on the share of a window's rows that meet `cond` (invalid values, orphans).
+struct RateRule {
+    /// The aggregate of the rows that count (the denominator).
+    counted: String,
+    cond: String,
+    max_rate: f64,
+    threshold: String,
+    /// Names of the denominator and numerator in the result's detail.
+    keys: (&'static str, &'static str),
+    message: Box<dyn Fn(f64, f64) -> String + Send + Sync>,
+    /// The message of a window without rows.
+    empty: &'static str,
+}
+
+/// Measures `rule` over every planned window: two aggregate queries, then a sample of the
+/// matching rows for each failing window.
+async fn rate_windows(
+    conn: &mut PgConnection,
+    check: &Check,
+    plan: &Plan,
+    src: &Source,
+    rule: &RateRule,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Observation>, sqlx::Error> {
+    let total = per_step(conn, src, &rule.counted, from, to).await?;
+    let matching = per_step(
+        conn,
+        src,
+        &format!("count(*) FILTER (WHERE {})::float8", rule.cond),
+        from,
+        to,
+    )
+    .await?;
+    let mut out = Vec::new();
+    for end in &plan.ends {
+        let mut o = Observation::new(check, *end - check.window, *end);
+        let rows = window_sum(&total, *end, check);
+        let k = window_sum(&matching, *end, check);
+        o.threshold.clone_from(&rule.threshold);
+        o.detail = json!({ rule.keys.0: rows, rule.keys.1: k });
+        if rows > 0.0 {
+            let rate = k / rows;
+            o.metric = Some(rate);
+            o.message = (rule.message)(k, rows);
+            if rate > rule.max_rate {
+                o.status = Status::Fail;
+                o.sample = sample(conn, src, &rule.cond, o.window_start, o.window_end).await?;
+            }
+        } else {
+            o.message = rule.empty.into();
+        }
+        out.push(o);
     }
     Ok(out)
 }
