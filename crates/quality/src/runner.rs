@@ -61,6 +61,25 @@ pub struct CheckReport {
     pub wall_ms: u64,
 }
 
+impl CheckReport {
+    /// Nothing done yet.
+    fn new(check: &Check) -> CheckReport {
+        CheckReport {
+            check: check.name.clone(),
+            check_type: check.kind.type_name().to_string(),
+            dataset: check.dataset.clone(),
+            evaluated: 0,
+            passed: 0,
+            failed: 0,
+            learning: 0,
+            errored: 0,
+            skipped: false,
+            error: None,
+            wall_ms: 0,
+        }
+    }
+}
+
 /// What a cycle did.
 #[derive(Debug, Clone, Serialize)]
 pub struct CycleReport {
@@ -153,17 +172,9 @@ impl Quality {
                 Err(e) => {
                     tracing::warn!(check = %check.name, error = %e, "quality check not recorded");
                     report.checks.push(CheckReport {
-                        check: check.name.clone(),
-                        check_type: check.kind.type_name().to_string(),
-                        dataset: check.dataset.clone(),
-                        evaluated: 0,
-                        passed: 0,
-                        failed: 0,
-                        learning: 0,
                         errored: 1,
-                        skipped: false,
                         error: Some(e.to_string()),
-                        wall_ms: 0,
+                        ..CheckReport::new(check)
                     });
                 }
             }
@@ -199,19 +210,7 @@ impl Quality {
         clock: Option<DateTime<Utc>>,
     ) -> Result<(CheckReport, Vec<FailureEvent>), Error> {
         let started = Instant::now();
-        let mut report = CheckReport {
-            check: check.name.clone(),
-            check_type: check.kind.type_name().to_string(),
-            dataset: check.dataset.clone(),
-            evaluated: 0,
-            passed: 0,
-            failed: 0,
-            learning: 0,
-            errored: 0,
-            skipped: false,
-            error: None,
-            wall_ms: 0,
-        };
+        let mut report = CheckReport::new(check);
         let mut tx = self.pool.begin().await?;
         let locked: bool =
             sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('heal.quality.' || $1))")
