@@ -112,6 +112,18 @@ struct Server {
 }
 
 impl Server {
+    /// The server of `config`'s `DATABASE_URL`, which `bench` (e.g. `heal bench batch`) needs
+    /// as an admin URL.
+    fn for_bench(config: &heal_config::Config, bench: &str) -> anyhow::Result<Server> {
+        let Some(admin_url) = config.database_url() else {
+            anyhow::bail!("{bench} needs DATABASE_URL (an admin URL of the PostgreSQL server: the benchmark creates and drops its own databases)");
+        };
+        Ok(Server {
+            admin_url,
+            created: Vec::new(),
+        })
+    }
+
     async fn admin(&self) -> anyhow::Result<PgConnection> {
         let options = PgConnectOptions::from_str(&self.admin_url)
             .with_context(|| format!("invalid DATABASE_URL {}", redact(&self.admin_url)))?

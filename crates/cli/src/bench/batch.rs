@@ -77,13 +77,7 @@ pub async fn run(global: &Global, args: BatchBenchArgs) -> anyhow::Result<ExitCo
         ));
     }
     let config = load_config(global, &extra)?;
-    let Some(admin_url) = config.database_url() else {
-        bail!("heal bench batch needs DATABASE_URL (an admin URL of the PostgreSQL server: the benchmark creates and drops its own database)");
-    };
-    let mut server = Server {
-        admin_url,
-        created: Vec::new(),
-    };
+    let mut server = Server::for_bench(&config, "heal bench batch")?;
     let outcome = measure(&args, &config, &mut server).await;
     server.drop_created().await;
     let report = outcome?;

@@ -10,7 +10,6 @@ use super::progress::phase;
 use super::Server;
 use crate::cli::{load_config, Global, OutputFormat};
 use crate::output::{count, table};
-use anyhow::bail;
 use clap::Args;
 use heal_lineage::pg::PgGraph;
 use heal_lineage::{Direction, Graph, Lineage, LineageApi};
@@ -73,13 +72,7 @@ pub async fn run(global: &Global, args: LineageBenchArgs) -> anyhow::Result<Exit
     );
     anyhow::ensure!(args.queries >= 10, "--queries must be at least 10");
     let config = load_config(global, &[])?;
-    let Some(admin_url) = config.database_url() else {
-        bail!("heal bench lineage needs DATABASE_URL (an admin URL of the PostgreSQL server: the benchmark creates and drops its own database)");
-    };
-    let mut server = Server {
-        admin_url,
-        created: Vec::new(),
-    };
+    let mut server = Server::for_bench(&config, "heal bench lineage")?;
     let outcome = measure(&args, &mut server).await;
     server.drop_created().await;
     let report = outcome?;

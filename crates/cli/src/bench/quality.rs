@@ -14,7 +14,7 @@ use super::progress::{phase, Progress};
 use super::Server;
 use crate::cli::{load_config, Global, OutputFormat};
 use crate::output::{count, table};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use heal_generator::{FaultAction, Generator, Scenario};
@@ -111,13 +111,7 @@ pub async fn run(global: &Global, args: QualityBenchArgs) -> anyhow::Result<Exit
         extra.push(("--log-level", "log_level", "error".to_string()));
     }
     let config = load_config(global, &extra)?;
-    let Some(admin_url) = config.database_url() else {
-        bail!("heal bench quality needs DATABASE_URL (an admin URL of the PostgreSQL server: the benchmark creates and drops its own databases)");
-    };
-    let mut server = Server {
-        admin_url,
-        created: Vec::new(),
-    };
+    let mut server = Server::for_bench(&config, "heal bench quality")?;
     let outcome = measure(&args, &mut server).await;
     server.drop_created().await;
     let report = outcome?;
