@@ -100,6 +100,12 @@ CANNOT_APPEAR = {
     "transaction markers); a fresh tansu topic has none",
     "heal_ingest_stalled_partitions_total": "counts partitions with records left that delivered "
     "nothing for 10 s; a healthy broker always delivers",
+    "heal_aiops_decision_seconds": "records a decision on failure events; an idle deployment receives "
+    "none (engine.rs tests and heal eval measure decisions)",
+    "heal_aiops_open_incidents": "set after the first batch of failure events; an idle deployment "
+    "receives none",
+    "heal_aiops_failure_events_per_incident": "set after the first batch of failure events; an idle "
+    "deployment receives none",
     "heal_lineage_events_refused_total": "counts stored events the graph cannot take (validation "
     "lets none through that the graph refuses); needs an event put in the log behind the API",
 }

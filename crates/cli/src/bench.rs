@@ -8,6 +8,7 @@
 //! prints events/s, the ratio to `COPY` and peak RSS, and fails when the paths did not store
 //! the same rows.
 
+mod aiops;
 mod batch;
 mod copy;
 mod embedded;
@@ -50,6 +51,10 @@ pub enum BenchCommand {
     /// for it? how soon?), false alarms per day on clean traffic, and the cost of a check
     /// cycle on 3M events; fresh databases on the server (DATABASE_URL, an admin URL).
     Quality(quality::QualityBenchArgs),
+    /// AI Ops engine: failure events at a steady rate into the engine holding 10k incidents
+    /// over a 100k-node lineage graph; sustained events/s and p50/p95 decision latency, beside
+    /// the seed's grouping as reference. In memory: needs nothing.
+    Aiops(aiops::AiopsBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +72,7 @@ pub async fn bench(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCod
         BenchCommand::Batch(args) => batch::run(global, args).await,
         BenchCommand::Lineage(args) => lineage::run(global, args).await,
         BenchCommand::Quality(args) => quality::run(global, args).await,
+        BenchCommand::Aiops(args) => aiops::run(args).await,
     }
 }
 
@@ -106,7 +112,7 @@ impl Counts {
 }
 
 /// The PostgreSQL server behind the admin URL, and the databases created on it.
-struct Server {
+pub(crate) struct Server {
     admin_url: String,
     created: Vec<String>,
 }
@@ -114,7 +120,7 @@ struct Server {
 impl Server {
     /// The server of `config`'s `DATABASE_URL`, which `bench` (e.g. `heal bench batch`) needs
     /// as an admin URL.
-    fn for_bench(config: &heal_config::Config, bench: &str) -> anyhow::Result<Server> {
+    pub(crate) fn for_bench(config: &heal_config::Config, bench: &str) -> anyhow::Result<Server> {
         let Some(admin_url) = config.database_url() else {
             anyhow::bail!("{bench} needs DATABASE_URL (an admin URL of the PostgreSQL server: the benchmark creates and drops its own databases)");
         };
@@ -135,7 +141,7 @@ impl Server {
     }
 
     /// Creates a fresh database, connects and migrates it; returns its URL and handle.
-    async fn create(&mut self, name: &str) -> anyhow::Result<(String, Database)> {
+    pub(crate) async fn create(&mut self, name: &str) -> anyhow::Result<(String, Database)> {
         let mut admin = self.admin().await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
@@ -174,7 +180,7 @@ impl Server {
 
     /// Drops a database created here once its phase is over, so that autovacuum of its
     /// tables does not run during the next phase.
-    async fn drop_database(&mut self, name: &str) -> anyhow::Result<()> {
+    pub(crate) async fn drop_database(&mut self, name: &str) -> anyhow::Result<()> {
         let mut admin = self.admin().await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&mut admin)

@@ -76,6 +76,13 @@ pub enum Command {
     /// Data quality. So far: `detect`, the anomaly detector on a series of your own.
     #[command(subcommand)]
     Quality(crate::quality::QualityCommand),
+    /// AI Ops: the incidents raised from failures, with root cause, class, explanation and
+    /// recommended actions.
+    #[command(subcommand)]
+    Aiops(crate::aiops::AiopsCommand),
+    /// Score detection, root cause and classification on scenario files whose truth is known
+    /// (each run from scratch in a fresh database; see the README's scoring rules).
+    Eval(crate::eval::EvalArgs),
     /// Benchmarks (one command each; see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -159,6 +166,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Batch(cmd) => crate::batch::batch(&cli.global, cmd).await,
         Command::Lineage(cmd) => crate::lineage::lineage(&cli.global, cmd).await,
         Command::Quality(cmd) => crate::quality::quality(&cli.global, cmd).await,
+        Command::Aiops(cmd) => crate::aiops::aiops(&cli.global, cmd).await,
+        Command::Eval(args) => crate::eval::eval(&cli.global, args).await,
         Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
     }
 }

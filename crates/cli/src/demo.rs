@@ -84,6 +84,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
             heal_config::Role::Batch,
             heal_config::Role::Quality,
             heal_config::Role::Lineage,
+            heal_config::Role::Aiops,
         ]),
         heal_server::Mode::Monolithic,
     )
@@ -92,6 +93,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let bus = app.bus().clone();
     let lineage = app.lineage().context("the lineage role")?;
     let quality = app.quality().context("the quality role")?;
+    let aiops = app.aiops().context("the aiops role")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(app.start(stop_rx, Some(bound_tx)));
@@ -167,6 +169,9 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (text, json) = lineage_section(&lineage).await?;
     summary.text.push_str(&text);
     summary.json["lineage"] = json;
+    let (text, json) = aiops_section(&aiops).await?;
+    summary.text.push_str(&text);
+    summary.json["aiops"] = json;
     let addr = addrs
         .first()
         .map(|l| l.addr.to_string())
@@ -176,7 +181,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Table => {
             println!("{}", summary.text);
             println!(
-                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/quality/checks, /api/quality/conditions, /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
+                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/quality/checks, /api/quality/conditions, /api/aiops/incidents, /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
             );
         }
     }
@@ -243,6 +248,86 @@ async fn quality_section(
         "conditions": conditions,
     });
     Ok((text, json))
+}
+
+/// The incidents AI Ops raised from the failure events of the checks: waits until the engine
+/// has read every failure event published so far, then shows each incident's root cause with
+/// its lineage path, class with confidence, explanation and recommended actions.
+async fn aiops_section(
+    aiops: &heal_aiops::AiopsRole,
+) -> anyhow::Result<(String, serde_json::Value)> {
+    let published = || {
+        let scrape = heal_server::telemetry::prometheus().render();
+        scrape
+            .lines()
+            .find(|l| l.starts_with("heal_quality_failure_events_total"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64
+    };
+    let by = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < by {
+        let read = aiops.stats()["engine"]["failure_events"]
+            .as_u64()
+            .unwrap_or(0);
+        if read >= published() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let incidents = aiops.incidents();
+    let mut text = format!(
+        "\nAI Ops (heal aiops explain <id>): {} incident(s) from {} failure event(s)\n",
+        incidents.len(),
+        aiops.stats()["engine"]["failure_events"]
+    );
+    for i in &incidents {
+        let top = i.root_causes.first();
+        text.push_str(&format!(
+            "\n  [{}] {} — {} (confidence {:.2}{})\n",
+            &i.id[..8],
+            i.severity,
+            i.classification.class,
+            i.classification.confidence,
+            if i.classification.low_confidence {
+                ", low"
+            } else {
+                ""
+            }
+        ));
+        text.push_str(&format!("      {}\n", i.explanation.summary));
+        if let Some(c) = top {
+            text.push_str(&format!(
+                "      root cause: {} {} (score {:.2}{})\n",
+                c.node.kind,
+                c.node.name,
+                c.score,
+                if c.grounded {
+                    ", grounded"
+                } else {
+                    ", NOT grounded"
+                }
+            ));
+            for p in c.paths.iter().filter(|p| !p.steps.is_empty()).take(3) {
+                text.push_str(&format!(
+                    "        path to {}: {}\n",
+                    p.symptom,
+                    heal_aiops::explain::render_path(p)
+                ));
+            }
+        }
+        text.push_str(&format!("      affects: {}\n", i.explanation.impact));
+        for r in i.recommendations.iter().take(3) {
+            text.push_str(&format!(
+                "      action {}: {} (prior success {:.2}) — {}\n",
+                r.rank,
+                r.action.name(),
+                r.success_rate,
+                r.rationale
+            ));
+        }
+    }
+    Ok((text, serde_json::json!({ "incidents": incidents })))
 }
 
 /// The lineage graph the roles declared and ran, and what a problem with the raw `payments`

@@ -1,10 +1,12 @@
 //! `heal`: one binary for every role of the self-healing analytics platform, plus the
 //! commands operators and developers use around it.
 
+mod aiops;
 mod batch;
 mod bench;
 mod cli;
 mod demo;
+mod eval;
 mod lineage;
 mod ops;
 mod output;

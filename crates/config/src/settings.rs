@@ -46,6 +46,7 @@ pub struct Config {
     pub batch: BatchConfig,
     pub lineage: LineageConfig,
     pub quality: QualityConfig,
+    pub aiops: AiopsConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +110,34 @@ pub struct QualityConfig {
     pub checks_file: Option<PathBuf>,
     /// How often every check runs.
     pub interval_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiopsConfig {
+    /// How far apart in data time (ISO 8601 duration) two failures may be and still be one
+    /// incident.
+    pub window: String,
+    /// How many lineage hops apart two failures may be and still be one incident.
+    pub max_hops: u32,
+    /// Datasets every stream passes through: their failures join the incident of their kind
+    /// rather than linking unrelated streams.
+    pub shared_datasets: Vec<String>,
+    /// Data time (ISO 8601) without new failures, once every condition resolved, before an
+    /// incident resolves.
+    pub resolve_after: String,
+    /// Classifier confidence under which a decision is marked low-confidence.
+    pub low_confidence: f64,
+    /// The lineage role's URL, for an `aiops` process that does not run lineage itself
+    /// (microservices). Unset: the lineage graph is read in-process from the database.
+    pub lineage_url: Option<String>,
+    /// How often the lineage snapshot is refreshed.
+    pub refresh_ms: u64,
+    /// An OpenAI-compatible endpoint (`…/v1`) that rewrites explanations as prose. Unset: off.
+    pub llm_url: Option<String>,
+    pub llm_key: Option<String>,
+    pub llm_model: String,
+    pub llm_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,6 +261,19 @@ impl Default for Config {
                 checks_file: None,
                 interval_ms: 60_000,
             },
+            aiops: AiopsConfig {
+                window: "PT2H".into(),
+                max_hops: 6,
+                shared_datasets: vec!["raw_events".into(), "quarantine".into()],
+                resolve_after: "PT6H".into(),
+                low_confidence: 0.6,
+                lineage_url: None,
+                refresh_ms: 30_000,
+                llm_url: None,
+                llm_key: None,
+                llm_model: "gpt-4o-mini".into(),
+                llm_timeout_ms: 20_000,
+            },
         }
     }
 }
@@ -248,10 +290,13 @@ const SEED_VARIABLES: [(&str, &str); 7] = [
 ];
 
 /// Short `HEAL_*` names for the settings users reach for most.
-const HEAL_ALIASES: [(&str, &str); 3] = [
+const HEAL_ALIASES: [(&str, &str); 6] = [
     ("HEAL_DATABASE_URL", "database.url"),
     ("HEAL_KAFKA_BOOTSTRAP_SERVERS", "kafka.bootstrap_servers"),
     ("HEAL_NEO4J_URI", "neo4j.uri"),
+    ("HEAL_LLM_URL", "aiops.llm_url"),
+    ("HEAL_LLM_KEY", "aiops.llm_key"),
+    ("HEAL_LLM_MODEL", "aiops.llm_model"),
 ];
 
 /// Variables Kubernetes injects for every Service in the namespace (`HEAL_INGEST_PORT`,
@@ -271,7 +316,7 @@ fn is_service_link(rest: &str) -> bool {
 
 /// Names of environment variables that hold secrets (never echoed in errors).
 fn is_secret(key: &str) -> bool {
-    key.ends_with("password")
+    key.ends_with("password") || key.ends_with("_key")
 }
 
 /// One setting from one named place (an environment variable, a flag), so that an error says
@@ -441,6 +486,49 @@ impl Config {
                     &path.display(),
                     "is not a readable file",
                 );
+            }
+        }
+        for (key, value) in [
+            ("aiops.window", &self.aiops.window),
+            ("aiops.resolve_after", &self.aiops.resolve_after),
+        ] {
+            if let Err(e) = heal_model::duration::parse_iso_duration(value) {
+                return bad(
+                    key,
+                    value,
+                    &format!("must be an ISO 8601 duration such as PT2H ({e})"),
+                );
+            }
+        }
+        if !(1..=50).contains(&self.aiops.max_hops) {
+            return bad(
+                "aiops.max_hops",
+                &self.aiops.max_hops,
+                "must be between 1 and 50",
+            );
+        }
+        if !(0.0..=1.0).contains(&self.aiops.low_confidence) {
+            return bad(
+                "aiops.low_confidence",
+                &self.aiops.low_confidence,
+                "must be between 0 and 1",
+            );
+        }
+        if self.aiops.refresh_ms < 100 {
+            return bad(
+                "aiops.refresh_ms",
+                &self.aiops.refresh_ms,
+                "must be at least 100",
+            );
+        }
+        for (key, url) in [
+            ("aiops.lineage_url", &self.aiops.lineage_url),
+            ("aiops.llm_url", &self.aiops.llm_url),
+        ] {
+            if let Some(u) = url {
+                if !u.starts_with("http://") && !u.starts_with("https://") {
+                    return bad(key, u, "must be an http:// or https:// URL");
+                }
             }
         }
         if self.lineage.project_interval_ms == 0 {

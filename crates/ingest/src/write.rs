@@ -442,15 +442,17 @@ async fn quarantine(
     let ids: Vec<Option<&str>> = r.iter().map(|q| q.event_id.as_deref()).collect();
     let reasons: Vec<&str> = r.iter().map(|q| q.reason.as_str()).collect();
     let details: Vec<&str> = r.iter().map(|q| q.detail.as_str()).collect();
+    let produced: Vec<Option<chrono::DateTime<chrono::Utc>>> =
+        r.iter().map(|q| items[q.index].produced_at).collect();
     let raws: Vec<&[u8]> = r
         .iter()
         .map(|q| items[q.index].payload.as_slice())
         .collect();
     let rows: Vec<(i64,)> = sqlx::query_as(
-        "INSERT INTO quarantine (source, source_topic, source_partition, source_offset, event_id, reason, detail, raw)
-         SELECT $1, $2, t.p, t.o, t.e, t.r, t.d, t.b
-         FROM UNNEST($3::int4[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::bytea[])
-              WITH ORDINALITY AS t(p, o, e, r, d, b, n)
+        "INSERT INTO quarantine (source, source_topic, source_partition, source_offset, event_id, reason, detail, raw, produced_at)
+         SELECT $1, $2, t.p, t.o, t.e, t.r, t.d, t.b, t.t
+         FROM UNNEST($3::int4[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::bytea[], $9::timestamptz[])
+              WITH ORDINALITY AS t(p, o, e, r, d, b, t, n)
          ORDER BY t.n
          RETURNING id",
     )
@@ -462,6 +464,7 @@ async fn quarantine(
     .bind(&reasons)
     .bind(&details)
     .bind(&raws)
+    .bind(&produced)
     .fetch_all(&mut **tx)
     .await?;
     let mut ids: Vec<i64> = rows.into_iter().map(|(id,)| id).collect();

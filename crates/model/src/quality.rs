@@ -104,4 +104,25 @@ pub struct FailureEvent {
     pub last_seen: DateTime<Utc>,
     /// Failing results folded into the condition so far.
     pub occurrences: i64,
+    /// The data time the failure concerns: the windows' event time, the producers' send time
+    /// of refused events, a job run's day partition. `first_seen`/`last_seen` and
+    /// `emitted_at` are wall-clock time. Absent in messages from older producers: read
+    /// [`FailureEvent::data_span`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_end: Option<DateTime<Utc>>,
+    /// Structured detail of the failing result (e.g. `by_reason`: refused payloads per
+    /// quarantine reason code).
+    #[serde(default)]
+    pub detail: Value,
+}
+
+impl FailureEvent {
+    /// The data-time span of the failure, falling back to the result's window.
+    pub fn data_span(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let start = self.data_start.unwrap_or(self.window_start);
+        let end = self.data_end.unwrap_or(self.window_end).max(start);
+        (start, end)
+    }
 }

@@ -67,6 +67,9 @@ pub struct Observation {
     pub sample: Vec<Value>,
     pub partition: Option<NaiveDate>,
     pub run_id: Option<String>,
+    /// The data time the observation concerns, when it is not the window (which is then
+    /// wall-clock time: what arrived between two cycles).
+    pub data_span: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Observation {
@@ -88,6 +91,7 @@ impl Observation {
             sample: Vec::new(),
             partition: None,
             run_id: None,
+            data_span: None,
         }
     }
 }
@@ -1007,6 +1011,8 @@ async fn duplicate_sample(
 pub struct Refused {
     pub id: i64,
     pub received_at: DateTime<Utc>,
+    /// The producer's send time (data time); absent for payloads posted without one.
+    pub produced_at: Option<DateTime<Utc>>,
     pub reason: String,
     pub event_id: Option<String>,
     pub detail: String,
@@ -1020,8 +1026,16 @@ pub async fn refused_since(
     limit: i64,
 ) -> Result<Vec<Refused>, sqlx::Error> {
     #[allow(clippy::type_complexity)]
-    let rows: Vec<(i64, DateTime<Utc>, String, Option<String>, String, Vec<u8>)> = sqlx::query_as(
-        "SELECT id, received_at, reason, event_id, detail, raw FROM quarantine
+    let rows: Vec<(
+        i64,
+        DateTime<Utc>,
+        Option<DateTime<Utc>>,
+        String,
+        Option<String>,
+        String,
+        Vec<u8>,
+    )> = sqlx::query_as(
+        "SELECT id, received_at, produced_at, reason, event_id, detail, raw FROM quarantine
              WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind(after)
@@ -1030,17 +1044,20 @@ pub async fn refused_since(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, received_at, reason, event_id, detail, raw)| {
-            let table = event_table(&raw);
-            Refused {
-                id,
-                received_at,
-                reason,
-                event_id,
-                detail,
-                table,
-            }
-        })
+        .map(
+            |(id, received_at, produced_at, reason, event_id, detail, raw)| {
+                let table = event_table(&raw);
+                Refused {
+                    id,
+                    received_at,
+                    produced_at,
+                    reason,
+                    event_id,
+                    detail,
+                    table,
+                }
+            },
+        )
         .collect())
 }
 
@@ -1160,6 +1177,8 @@ pub async fn measure_increment(
                 };
                 o.subject = job.clone();
                 o.partition = Some(day);
+                let midnight = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+                o.data_span = Some((midnight, midnight + Duration::days(1)));
                 o.run_id = Some(run_id.to_string());
                 o.threshold = format!("the run succeeds and starts ≤ {limit} s late");
                 o.metric = Some(delayed);
@@ -1187,9 +1206,12 @@ pub async fn measure_increment(
                 out.push(o);
             }
             // The ingest side: how much of what arrived was refused.
-            let (refused, stored): (i64, i64) = sqlx::query_as(
+            #[allow(clippy::type_complexity)]
+            let (refused, stored, first, last): (i64, i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
                 "SELECT (SELECT count(*) FROM quarantine WHERE received_at > $1 AND received_at <= $2),
-                        (SELECT count(*) FROM raw_events WHERE ingested_at > $1 AND ingested_at <= $2)",
+                        (SELECT count(*) FROM raw_events WHERE ingested_at > $1 AND ingested_at <= $2),
+                        (SELECT min(produced_at) FROM quarantine WHERE received_at > $1 AND received_at <= $2),
+                        (SELECT max(produced_at) FROM quarantine WHERE received_at > $1 AND received_at <= $2)",
             )
             .bind(since)
             .bind(cut)
@@ -1200,6 +1222,9 @@ pub async fn measure_increment(
             o.dataset = "quarantine".into();
             o.threshold = format!("quarantine rate ≤ {max_quarantine_rate}");
             let total = refused + stored;
+            if let (Some(first), Some(last)) = (first, last) {
+                o.data_span = Some((first, last));
+            }
             o.detail = json!({ "refused": refused, "stored": stored });
             if total >= 100 {
                 let rate = refused as f64 / total as f64;
@@ -1236,6 +1261,10 @@ fn refused_observation(
         .unwrap_or(now)
         .min(now);
     let mut o = Observation::new(check, start, now);
+    let produced = hits.iter().filter_map(|h| h.produced_at);
+    if let (Some(first), Some(last)) = (produced.clone().min(), produced.max()) {
+        o.data_span = Some((first, last));
+    }
     let mut by_reason: BTreeMap<&str, i64> = BTreeMap::new();
     for h in &hits {
         *by_reason.entry(h.reason.as_str()).or_default() += 1;

@@ -4,6 +4,7 @@
 
 use crate::runner::{CycleReport, Error, Quality};
 use heal_bus::{Bus, Consumer, Record};
+use heal_model::pipeline::PipelineEvent;
 use heal_model::quality::FailureEvent;
 use std::sync::Arc;
 use std::time::Duration;
@@ -208,14 +209,11 @@ async fn next_jobs(pipeline: &mut Option<(Consumer, String)>) -> Vec<String> {
         let mut next = std::collections::BTreeMap::new();
         for m in &batch {
             next.insert(m.partition, m.offset + 1);
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&m.payload) else {
-                continue;
-            };
-            let status = v.get("status").and_then(|s| s.as_str()).unwrap_or("");
-            if matches!(status, "succeeded" | "failed" | "delayed") {
-                if let Some(job) = v.get("job").and_then(|j| j.as_str()) {
-                    jobs.push(job.to_string());
-                }
+            match serde_json::from_slice::<PipelineEvent>(&m.payload) {
+                Ok(e) if e.status.is_outcome() => jobs.push(e.job),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, partition = m.partition, offset = m.offset,
+                    "skipping a pipeline event that does not parse"),
             }
         }
         let offsets: Vec<(i32, i64)> = next.into_iter().collect();

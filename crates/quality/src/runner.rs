@@ -428,6 +428,7 @@ fn errored(check: &Check, now: DateTime<Utc>, message: &str) -> Observation {
         sample: vec![],
         partition: None,
         run_id: None,
+        data_span: None,
     }
 }
 
@@ -670,6 +671,9 @@ async fn fold(
                 first_seen: first,
                 last_seen: last,
                 occurrences: n,
+                data_start: Some(o.data_span.map_or(o.window_start, |s| s.0)),
+                data_end: Some(o.data_span.map_or(o.window_end, |s| s.1)),
+                detail: o.detail.clone(),
             }
         };
     match (open, failing) {

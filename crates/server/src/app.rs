@@ -48,6 +48,11 @@ struct QualityRole {
     interval: std::time::Duration,
 }
 
+struct AiopsRole {
+    role: Arc<heal_aiops::AiopsRole>,
+    refresh: std::time::Duration,
+}
+
 struct IngestRole {
     ingestor: Arc<Ingestor>,
     stats: Arc<ConsumerStats>,
@@ -65,6 +70,7 @@ pub struct App {
     batch: Option<BatchRole>,
     lineage: Option<LineageRole>,
     quality: Option<QualityRole>,
+    aiops: Option<AiopsRole>,
 }
 
 impl App {
@@ -218,6 +224,34 @@ impl App {
         } else {
             None
         };
+        let aiops = if running.contains(&Role::Aiops) {
+            let source: Arc<dyn heal_aiops::LineageSource> =
+                match (&lineage, &config.aiops.lineage_url) {
+                    (Some(l), _) => Arc::new(crate::aiops::InProcess(l.service.clone())),
+                    (None, Some(url)) => Arc::new(crate::aiops::OverHttp(
+                        heal_lineage::client::HttpLineage::new(url),
+                    )),
+                    (None, None) => Arc::new(crate::aiops::InProcess(Arc::new(
+                        crate::lineage_service(&config, db.pool().clone()).await?,
+                    ))),
+                };
+            let role = heal_aiops::AiopsRole::new(
+                db.pool().clone(),
+                Some(bus.clone()),
+                topics::INCIDENTS,
+                source,
+                crate::aiops::settings(&config)?,
+                crate::aiops::llm(&config),
+            )
+            .await
+            .context("starting the aiops role")?;
+            Some(AiopsRole {
+                role: Arc::new(role),
+                refresh: std::time::Duration::from_millis(config.aiops.refresh_ms),
+            })
+        } else {
+            None
+        };
         Ok(App {
             config,
             roles: running,
@@ -230,6 +264,7 @@ impl App {
             batch,
             lineage,
             quality,
+            aiops,
         })
     }
 
@@ -258,6 +293,11 @@ impl App {
     /// The quality role, when this process runs it.
     pub fn quality(&self) -> Option<Arc<heal_quality::role::QualityRole>> {
         self.quality.as_ref().map(|q| q.role.clone())
+    }
+
+    /// The AI Ops role, when this process runs it.
+    pub fn aiops(&self) -> Option<Arc<heal_aiops::AiopsRole>> {
+        self.aiops.as_ref().map(|a| a.role.clone())
     }
 
     /// The lineage service, when this process runs the lineage role.
@@ -337,6 +377,10 @@ impl App {
                 Some(q) => heal_quality::http::routes(q.role.clone()),
                 None => Router::new(),
             },
+            Role::Aiops => match &self.aiops {
+                Some(a) => heal_aiops::http::routes(a.role.clone()),
+                None => Router::new(),
+            },
             _ => Router::new(),
         }
     }
@@ -386,6 +430,29 @@ impl App {
                 quality.role.clone(),
                 quality.interval,
                 Some((consumer, topics::PIPELINE_EVENTS.to_string())),
+                stop.clone(),
+            );
+            tasks.spawn(async move {
+                running.store(true, Ordering::SeqCst);
+                run.await;
+                running.store(false, Ordering::SeqCst);
+                Ok(())
+            });
+        }
+        if let Some(aiops) = &self.aiops {
+            let prefix = &self.config.kafka.group_prefix;
+            let failures = self
+                .bus
+                .consumer(&format!("{prefix}-aiops"), topics::DATA_QUALITY_CHECKS)?;
+            let pipeline = self
+                .bus
+                .consumer(&format!("{prefix}-aiops-pipeline"), topics::PIPELINE_EVENTS)?;
+            let running = self.readiness.component("aiops-engine");
+            let run = heal_aiops::role::run_loop(
+                aiops.role.clone(),
+                (failures, topics::DATA_QUALITY_CHECKS.to_string()),
+                (pipeline, topics::PIPELINE_EVENTS.to_string()),
+                aiops.refresh,
                 stop.clone(),
             );
             tasks.spawn(async move {

@@ -4,6 +4,7 @@
 //! serves HTTP (one port for all roles in monolithic mode, each role's own port otherwise) and
 //! runs the roles' background tasks until shutdown is asked for.
 
+pub mod aiops;
 mod app;
 pub mod generate;
 mod health;
@@ -13,12 +14,13 @@ pub use app::{App, Listen, Mode};
 pub use health::Readiness;
 
 /// Roles whose implementation exists in this build.
-pub const IMPLEMENTED_ROLES: [heal_config::Role; 5] = [
+pub const IMPLEMENTED_ROLES: [heal_config::Role; 6] = [
     heal_config::Role::Generator,
     heal_config::Role::Ingest,
     heal_config::Role::Batch,
     heal_config::Role::Quality,
     heal_config::Role::Lineage,
+    heal_config::Role::Aiops,
 ];
 
 /// The quality engine a configuration asks for: the checks of `quality.checks_file` (or the

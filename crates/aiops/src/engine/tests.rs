@@ -1,0 +1,382 @@
+use super::*;
+use crate::topology::tests::platform;
+use heal_model::quality::{Severity, FAILURE_EVENT_SCHEMA};
+use serde_json::json;
+
+fn at(h: i64) -> DateTime<Utc> {
+    "2026-03-02T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::hours(h)
+}
+
+struct F {
+    next: i64,
+}
+
+impl F {
+    fn event(
+        &mut self,
+        check: &str,
+        check_type: &str,
+        dataset: &str,
+        from_h: i64,
+        to_h: i64,
+    ) -> FailureEvent {
+        self.next += 1;
+        FailureEvent {
+            schema: FAILURE_EVENT_SCHEMA.into(),
+            event_id: format!("e{}", self.next),
+            emitted_at: Utc::now(),
+            change: ConditionChange::Opened,
+            condition_id: self.next,
+            check: check.into(),
+            check_type: check_type.into(),
+            dataset: dataset.into(),
+            column: None,
+            subject: dataset.into(),
+            severity: Severity::Medium,
+            observed: None,
+            expected: None,
+            lower: None,
+            upper: None,
+            threshold: String::new(),
+            window_start: at(from_h),
+            window_end: at(to_h),
+            partition: None,
+            run_id: None,
+            message: format!("{check} failed"),
+            sample: vec![],
+            first_seen: Utc::now(),
+            last_seen: Utc::now(),
+            occurrences: 1,
+            data_start: Some(at(from_h)),
+            data_end: Some(at(to_h)),
+            detail: json!({}),
+        }
+    }
+
+    fn refused(
+        &mut self,
+        dataset: &str,
+        reason: &str,
+        n: i64,
+        from_h: i64,
+        to_h: i64,
+    ) -> FailureEvent {
+        let mut e = self.event(
+            &format!("{dataset}_schema"),
+            "schema",
+            dataset,
+            from_h,
+            to_h,
+        );
+        e.observed = Some(n as f64);
+        e.threshold = "refused payloads ≤ 0".into();
+        e.message = format!("{n} payloads refused ({reason}: {n})");
+        e.detail = json!({ "by_reason": { reason: n } });
+        e.sample = vec![
+            json!({ "quarantine_id": 7, "event_id": "ev-1", "reason": reason,
+            "detail": "required field `amount` is missing and unknown field(s) `amount_cents` appeared" }),
+        ];
+        e
+    }
+
+    fn volume(&mut self, dataset: &str, observed: f64, expected: f64, from_h: i64) -> FailureEvent {
+        let mut e = self.event(
+            &format!("{dataset}_volume"),
+            "volume",
+            dataset,
+            from_h,
+            from_h + 1,
+        );
+        e.observed = Some(observed);
+        e.expected = Some(expected);
+        e.lower = Some(expected * 0.7);
+        e.upper = Some(expected * 1.3);
+        e
+    }
+
+    fn job_failed(&mut self, job: &str, from_h: i64) -> FailureEvent {
+        let mut e = self.event("pipeline_health", "pipeline", job, from_h, from_h + 24);
+        e.subject = job.into();
+        e.message = format!("{job} failed for 2026-03-02 after 3 attempts: injected job_failure");
+        e.sample =
+            vec![json!({ "run_id": "r1", "day": "2026-03-02", "status": "failed", "attempts": 3 })];
+        e
+    }
+}
+
+fn engine() -> Engine {
+    Engine::new(Settings::default(), Arc::new(Topology::new(platform())))
+}
+
+fn feed(engine: &mut Engine, events: &[FailureEvent]) -> Vec<IncidentMessage> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend(engine.ingest(e));
+    }
+    out.extend(engine.flush());
+    out
+}
+
+fn opened(msgs: &[IncidentMessage]) -> Vec<&Incident> {
+    msgs.iter()
+        .filter(|m| m.change == IncidentChange::Opened)
+        .map(|m| &m.incident)
+        .collect()
+}
+
+fn latest<'a>(engine: &'a Engine, id: &str) -> &'a Incident {
+    engine
+        .incidents()
+        .into_iter()
+        .find(|i| i.id == id)
+        .expect("held")
+}
+
+#[test]
+fn a_cascade_across_lineage_is_one_incident_rooted_at_its_source() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut rate = f.event("pipeline_health", "pipeline", "quarantine", 15, 20);
+    rate.subject = "ingest".into();
+    rate.observed = Some(0.08);
+    let mut recon = f.event(
+        "stg_payments_reconcile",
+        "reconciliation",
+        "stg_payments",
+        0,
+        24,
+    );
+    recon.observed = Some(0.9);
+    let events = vec![
+        f.refused("payments", "schema_drift", 1200, 15, 16),
+        rate,
+        f.refused("payments", "schema_drift", 900, 16, 20),
+        recon,
+        f.volume("daily_revenue", 10.0, 40.0, 17),
+    ];
+    let msgs = feed(&mut e, &events);
+    let inc = opened(&msgs);
+    assert_eq!(
+        inc.len(),
+        1,
+        "{:#?}",
+        inc.iter().map(|i| &i.title).collect::<Vec<_>>()
+    );
+    let held = latest(&e, &inc[0].id);
+    assert_eq!(held.symptoms.len(), 5, "every failure joined");
+    assert_eq!(held.failure_events, 5);
+    let top = &held.root_causes[0];
+    assert_eq!(top.node.name, "payments");
+    assert_eq!(top.class, IncidentClass::SchemaDrift);
+    assert!(top.grounded);
+    let to_revenue = top
+        .paths
+        .iter()
+        .find(|p| p.node.name == "daily_revenue")
+        .unwrap();
+    assert_eq!(to_revenue.steps.len(), 4);
+    assert_eq!(held.classification.class, IncidentClass::SchemaDrift);
+    // The replay carries the rename read from the refused payloads.
+    match &held.recommendations[0].action {
+        heal_model::incident::Action::ReplayQuarantine { mapping, .. } => {
+            assert_eq!(
+                mapping,
+                &vec![("amount_cents".to_string(), "amount".to_string())]
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(held.affected.iter().any(|a| a.node.kind == "kpi"));
+}
+
+#[test]
+fn two_unrelated_faults_at_the_same_time_stay_two() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut late = f.event("orders_on_time", "validity", "orders", 10, 11);
+    late.column = Some("is_late".into());
+    let events = vec![
+        f.refused("payments", "schema_drift", 500, 10, 11),
+        f.volume("sessions", 100.0, 1000.0, 10),
+        late,
+        f.refused("payments", "schema_drift", 400, 11, 12),
+        f.volume("sessions", 120.0, 1000.0, 11),
+    ];
+    let msgs = feed(&mut e, &events);
+    let inc = opened(&msgs);
+    assert_eq!(
+        inc.len(),
+        3,
+        "payments, sessions and orders are three problems"
+    );
+    let mut roots: Vec<(String, IncidentClass)> = inc
+        .iter()
+        .map(|i| {
+            let h = latest(&e, &i.id);
+            (h.root_causes[0].node.name.clone(), h.classification.class)
+        })
+        .collect();
+    roots.sort();
+    assert_eq!(
+        roots,
+        vec![
+            ("orders".to_string(), IncidentClass::LateData),
+            ("payments".to_string(), IncidentClass::SchemaDrift),
+            ("sessions".to_string(), IncidentClass::VolumeAnomaly),
+        ]
+    );
+}
+
+#[test]
+fn a_drop_of_every_stream_is_one_incident_at_the_source() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let events = vec![
+        f.volume("raw_events", 1000.0, 5000.0, 8),
+        f.volume("sessions", 100.0, 900.0, 8),
+        f.volume("product_views", 300.0, 2000.0, 8),
+        f.volume("sessions", 90.0, 900.0, 9),
+    ];
+    let msgs = feed(&mut e, &events);
+    let inc = opened(&msgs);
+    assert_eq!(inc.len(), 1);
+    let h = latest(&e, &inc[0].id);
+    assert_eq!(h.classification.class, IncidentClass::VolumeAnomaly);
+    assert_eq!(h.root_causes[0].node.name, "raw-events");
+    assert_eq!(h.root_causes[0].node.kind, "stream");
+    assert!(h.root_causes[0].grounded);
+    // Both sibling tables are single-stream candidates that cannot explain the other one.
+    assert!(h
+        .root_causes
+        .iter()
+        .skip(1)
+        .all(|c| c.score <= h.root_causes[0].score || !c.grounded));
+}
+
+#[test]
+fn a_failed_job_is_the_root_of_its_downstream_symptoms() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut recon = f.event(
+        "stg_orders_reconcile",
+        "reconciliation",
+        "stg_orders",
+        0,
+        24,
+    );
+    recon.observed = Some(0.0);
+    let events = vec![f.job_failed("stg_orders", 0), recon];
+    let msgs = feed(&mut e, &events);
+    let inc = opened(&msgs);
+    assert_eq!(inc.len(), 1);
+    let h = latest(&e, &inc[0].id);
+    assert_eq!(h.root_causes[0].node.kind, "job");
+    assert_eq!(h.root_causes[0].node.name, "stg_orders");
+    assert_eq!(h.classification.class, IncidentClass::PipelineFailure);
+    match &h.recommendations[0].action {
+        heal_model::incident::Action::RerunJob { job, partitions } => {
+            assert_eq!(job, "stg_orders");
+            assert_eq!(partitions, &vec!["2026-03-02".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_recurrence_after_resolution_opens_a_linked_incident() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let first = f.refused("payments", "schema_drift", 500, 10, 11);
+    let mut resolved = first.clone();
+    resolved.change = ConditionChange::Resolved;
+    resolved.data_start = Some(at(12));
+    resolved.data_end = Some(at(13));
+    let mut msgs = e.ingest(&first);
+    msgs.extend(e.ingest(&resolved));
+    // Still open: the quiet period has not passed.
+    assert_eq!(e.open_count(), 1);
+    msgs.extend(e.advance(at(20)));
+    assert_eq!(e.open_count(), 0);
+    let closed: Vec<&IncidentMessage> = msgs
+        .iter()
+        .filter(|m| m.change == IncidentChange::Resolved)
+        .collect();
+    assert_eq!(closed.len(), 1);
+    let first_id = closed[0].incident.id.clone();
+    // The same problem a day later: a new incident that points at the first.
+    let again = f.refused("payments", "schema_drift", 300, 34, 35);
+    let msgs = e.ingest(&again);
+    let inc = opened(&msgs);
+    assert_eq!(inc.len(), 1, "a resolved incident absorbs nothing");
+    assert_ne!(inc[0].id, first_id);
+    assert_eq!(inc[0].previous.as_deref(), Some(first_id.as_str()));
+}
+
+#[test]
+fn the_explanation_carries_the_numbers_and_the_path() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let events = vec![
+        f.refused("payments", "schema_drift", 1234, 15, 16),
+        f.volume("daily_revenue", 12.0, 40.0, 17),
+    ];
+    let msgs = feed(&mut e, &events);
+    let h = latest(&e, &opened(&msgs)[0].id);
+    let text = &h.explanation.text;
+    for needle in [
+        "1234",
+        "schema_drift ×1234",
+        "observed 12 vs expected 40",
+        "payments (dataset) -reads-> stg_payments (job)",
+        "daily_revenue (dataset)",
+        "KPIs at risk: revenue (critical)",
+        "2026-03-02 15:00",
+        "event_id=ev-1",
+    ] {
+        assert!(text.contains(needle), "{needle:?} not in:\n{text}");
+    }
+    assert!(h.explanation.runner_up.is_some(), "{text}");
+}
+
+#[test]
+fn a_label_correction_changes_the_next_similar_decision() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut recon = f.event(
+        "stg_orders_reconcile",
+        "reconciliation",
+        "stg_orders",
+        0,
+        24,
+    );
+    recon.observed = Some(0.5);
+    recon.lower = Some(0.999);
+    let msgs = feed(&mut e, std::slice::from_ref(&recon));
+    let first = latest(&e, &opened(&msgs)[0].id).classification.clone();
+    assert_ne!(first.class, IncidentClass::VolumeAnomaly);
+    e.learn(first.features.clone(), IncidentClass::VolumeAnomaly);
+    let mut again = f.event(
+        "stg_orders_reconcile",
+        "reconciliation",
+        "stg_orders",
+        48,
+        72,
+    );
+    again.observed = Some(0.5);
+    again.lower = Some(0.999);
+    let msgs = feed(&mut e, &[again]);
+    let second = &latest(&e, &opened(&msgs)[0].id).classification;
+    assert_eq!(second.class, IncidentClass::VolumeAnomaly, "{second:?}");
+}
+
+#[test]
+fn a_failure_outside_the_window_is_a_new_incident() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let events = vec![
+        f.refused("payments", "schema_drift", 100, 1, 2),
+        f.refused("payments", "schema_drift", 100, 30, 31),
+    ];
+    let msgs = feed(&mut e, &events);
+    assert_eq!(opened(&msgs).len(), 2);
+}

@@ -1,0 +1,156 @@
+//! A failure event as the engine reasons with it: the lineage node it concerns, its data-time
+//! span, the quarantine reason codes behind it, and the features the classifier reads.
+
+use crate::topology::{NodeId, Topology};
+use heal_model::incident::{NodeRef, Symptom};
+use heal_model::quality::FailureEvent;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A symptom with what the engine derived from it.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub symptom: Symptom,
+    /// The node in the graph, when the graph knows it.
+    pub node: Option<NodeId>,
+    pub features: BTreeSet<String>,
+}
+
+/// The node a failure event is about: the job for a job's pipeline health, else the dataset.
+pub fn node_of(e: &FailureEvent, topology: &Topology) -> (Option<NodeId>, NodeRef) {
+    let (kind, name) = if e.check_type == "pipeline" && e.subject != "ingest" {
+        ("job", e.subject.as_str())
+    } else {
+        ("dataset", e.dataset.as_str())
+    };
+    let found = topology
+        .find(kind, name)
+        .or_else(|| topology.find("stream", name));
+    match found {
+        Some(id) => {
+            let n = topology.node(id);
+            (
+                Some(id),
+                NodeRef {
+                    key: n.key.clone(),
+                    kind: n.kind.clone(),
+                    name: n.name.clone(),
+                },
+            )
+        }
+        None => (
+            None,
+            NodeRef {
+                key: format!("unresolved:{name}"),
+                kind: kind.to_string(),
+                name: name.to_string(),
+            },
+        ),
+    }
+}
+
+/// Quarantine reason codes with counts, from the result's detail (`by_reason`) or its sample.
+pub fn reasons(e: &FailureEvent) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    if let Some(by) = e.detail.get("by_reason").and_then(Value::as_object) {
+        for (k, v) in by {
+            out.insert(k.clone(), v.as_i64().unwrap_or(1));
+        }
+    }
+    if out.is_empty() {
+        for s in &e.sample {
+            if let Some(r) = s.get("reason").and_then(Value::as_str) {
+                *out.entry(r.to_string()).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The features of one failure: the check type, reason codes, the direction of a metric
+/// against its band, a job run's outcome, the layer a freshness failure is on.
+pub fn features(
+    e: &FailureEvent,
+    layer: Option<&str>,
+    reasons: &BTreeMap<String, i64>,
+) -> BTreeSet<String> {
+    let mut f = BTreeSet::new();
+    f.insert(format!("check:{}", e.check_type));
+    for r in reasons.keys() {
+        f.insert(format!("reason:{r}"));
+    }
+    if let Some(c) = &e.column {
+        for c in c.split(',') {
+            f.insert(format!("column:{}", c.trim()));
+        }
+    }
+    if let Some(o) = e.observed {
+        let low = e.lower.or(e.expected);
+        let high = e.upper.or(e.expected);
+        if low.is_some_and(|l| o < l) {
+            f.insert("direction:low".into());
+        } else if high.is_some_and(|h| o > h) {
+            f.insert("direction:high".into());
+        }
+    }
+    if e.check_type == "pipeline" {
+        if e.subject == "ingest" {
+            f.insert("pipeline:quarantine_rate".into());
+        } else {
+            let status = e
+                .sample
+                .first()
+                .and_then(|s| s.get("status"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if status == "failed" || e.message.contains(" failed ") {
+                f.insert("pipeline:failed".into());
+            } else {
+                f.insert("pipeline:delayed".into());
+            }
+        }
+    }
+    if e.check_type == "freshness" {
+        let derived = !matches!(layer, Some("raw" | "source") | None);
+        f.insert(format!(
+            "freshness:{}",
+            if derived { "derived" } else { "raw" }
+        ));
+    }
+    if let Some(kind) = e.detail.get("infrastructure").and_then(Value::as_str) {
+        f.insert(format!("infrastructure:{kind}"));
+    }
+    f
+}
+
+/// Normalizes a failure event against the graph.
+pub fn observe(e: &FailureEvent, topology: &Topology) -> Observed {
+    let (node, node_ref) = node_of(e, topology);
+    let layer = node.and_then(|n| topology.node(n).layer.as_deref());
+    let reasons = reasons(e);
+    let features = features(e, layer, &reasons);
+    let (data_start, data_end) = e.data_span();
+    Observed {
+        symptom: Symptom {
+            failure_event_id: e.event_id.clone(),
+            condition_id: e.condition_id,
+            check: e.check.clone(),
+            check_type: e.check_type.clone(),
+            node: node_ref,
+            severity: e.severity,
+            data_start,
+            data_end,
+            observed: e.observed,
+            expected: e.expected,
+            lower: e.lower,
+            upper: e.upper,
+            threshold: e.threshold.clone(),
+            message: e.message.clone(),
+            reasons,
+            sample: e.sample.iter().take(5).cloned().collect(),
+            active: true,
+        },
+        node,
+        features,
+    }
+}

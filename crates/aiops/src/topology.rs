@@ -1,0 +1,330 @@
+//! The lineage graph as the engine reasons over it: a snapshot taken through the lineage
+//! role's API (in-process or HTTP) and indexed in memory, so that correlating one failure
+//! costs a few bounded breadth-first walks and no round trip. Data flows along
+//! stream → job → dataset → job → … edges; checks and KPIs hang off datasets and count only
+//! for the blast radius.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, VecDeque};
+
+/// A node as the lineage API exports it, reduced to what the engine needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphNode {
+    pub key: String,
+    /// `stream`, `dataset`, `job`, `check` or `kpi`.
+    pub kind: String,
+    /// The name users say (`payments`, not `public.payments`).
+    pub name: String,
+    pub layer: Option<String>,
+    pub owner: Option<String>,
+    pub criticality: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GraphEdge {
+    pub src: String,
+    pub dst: String,
+    pub kind: String,
+}
+
+/// The whole graph at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GraphSnapshot {
+    pub nodes: Vec<GraphNode>,
+    pub edges: Vec<GraphEdge>,
+}
+
+/// Where snapshots come from: the lineage role's API, in this process or over HTTP.
+pub trait LineageSource: Send + Sync {
+    fn snapshot(&self) -> BoxFuture<'_, Result<GraphSnapshot, String>>;
+}
+
+pub type NodeId = usize;
+
+/// The indexed graph.
+#[derive(Debug, Default)]
+pub struct Topology {
+    nodes: Vec<GraphNode>,
+    index: HashMap<String, NodeId>,
+    by_name: HashMap<String, Vec<NodeId>>,
+    down: Vec<Vec<(NodeId, u16)>>,
+    up: Vec<Vec<(NodeId, u16)>>,
+    edge_kinds: Vec<String>,
+}
+
+impl Topology {
+    pub fn new(snapshot: GraphSnapshot) -> Topology {
+        let mut t = Topology::default();
+        for n in snapshot.nodes {
+            if t.index.contains_key(&n.key) {
+                continue;
+            }
+            let id = t.nodes.len();
+            t.index.insert(n.key.clone(), id);
+            t.by_name.entry(n.name.clone()).or_default().push(id);
+            t.nodes.push(n);
+            t.down.push(Vec::new());
+            t.up.push(Vec::new());
+        }
+        let mut kinds: HashMap<String, u16> = HashMap::new();
+        for e in snapshot.edges {
+            let (Some(&s), Some(&d)) = (t.index.get(&e.src), t.index.get(&e.dst)) else {
+                continue;
+            };
+            let next = kinds.len() as u16;
+            let k = *kinds.entry(e.kind.clone()).or_insert_with(|| {
+                t.edge_kinds.push(e.kind.clone());
+                next
+            });
+            t.down[s].push((d, k));
+            t.up[d].push((s, k));
+        }
+        t
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn node(&self, id: NodeId) -> &GraphNode {
+        &self.nodes[id]
+    }
+
+    /// The node with this key.
+    pub fn by_key(&self, key: &str) -> Option<NodeId> {
+        self.index.get(key).copied()
+    }
+
+    /// The node of `kind` called `name` (a `public.` prefix is ignored).
+    pub fn find(&self, kind: &str, name: &str) -> Option<NodeId> {
+        let name = name.strip_prefix("public.").unwrap_or(name);
+        self.by_name
+            .get(name)?
+            .iter()
+            .copied()
+            .find(|&id| self.nodes[id].kind == kind)
+    }
+
+    /// True for nodes data flows through (streams, datasets, jobs).
+    pub fn is_flow(&self, id: NodeId) -> bool {
+        matches!(self.nodes[id].kind.as_str(), "stream" | "dataset" | "job")
+    }
+
+    fn walk(&self, from: NodeId, max: u32, upward: bool, flow_only: bool) -> Vec<(NodeId, u32)> {
+        let adj = if upward { &self.up } else { &self.down };
+        let mut seen: HashMap<NodeId, u32> = HashMap::new();
+        seen.insert(from, 0);
+        let mut queue = VecDeque::from([(from, 0u32)]);
+        let mut out = Vec::new();
+        while let Some((n, d)) = queue.pop_front() {
+            if d >= max {
+                continue;
+            }
+            for &(m, _) in &adj[n] {
+                if flow_only && !self.is_flow(m) {
+                    continue;
+                }
+                if seen.contains_key(&m) {
+                    continue;
+                }
+                seen.insert(m, d + 1);
+                out.push((m, d + 1));
+                queue.push_back((m, d + 1));
+            }
+        }
+        out
+    }
+
+    /// Flow nodes upstream of `id` within `max` hops, each at its shortest distance.
+    pub fn ancestors(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
+        self.walk(id, max, true, true)
+    }
+
+    /// Flow nodes downstream of `id` within `max` hops.
+    pub fn descendants(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
+        self.walk(id, max, false, true)
+    }
+
+    /// Everything downstream of `id` (checks and KPIs included): the blast radius.
+    pub fn reach(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
+        self.walk(id, max, false, false)
+    }
+
+    /// The shortest directed path `from` → `to` within `max` hops, as edges
+    /// `(src, dst, kind)`; `Some(vec![])` when they are the same node.
+    pub fn path(&self, from: NodeId, to: NodeId, max: u32) -> Option<Vec<(NodeId, NodeId, &str)>> {
+        if from == to {
+            return Some(Vec::new());
+        }
+        let mut prev: HashMap<NodeId, (NodeId, u16)> = HashMap::new();
+        let mut queue = VecDeque::from([(from, 0u32)]);
+        let mut found = false;
+        'bfs: while let Some((n, d)) = queue.pop_front() {
+            if d >= max {
+                continue;
+            }
+            for &(m, k) in &self.down[n] {
+                if m == from || prev.contains_key(&m) || !self.is_flow(m) {
+                    continue;
+                }
+                prev.insert(m, (n, k));
+                if m == to {
+                    found = true;
+                    break 'bfs;
+                }
+                queue.push_back((m, d + 1));
+            }
+        }
+        if !found {
+            return None;
+        }
+        let mut steps = Vec::new();
+        let mut at = to;
+        while at != from {
+            let (p, k) = prev[&at];
+            steps.push((p, at, self.edge_kinds[k as usize].as_str()));
+            at = p;
+        }
+        steps.reverse();
+        Some(steps)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The platform's shape in small: the generator produces `raw-events`, ingest reads it
+    /// and writes raw tables and the quarantine, staging and analytics jobs below, a check and
+    /// a KPI.
+    pub fn platform() -> GraphSnapshot {
+        let mut nodes = Vec::new();
+        let mut edges = Vec::new();
+        let mut node = |kind: &str, name: &str, layer: Option<&str>| {
+            nodes.push(GraphNode {
+                key: format!("{kind}:{name}"),
+                kind: kind.into(),
+                name: name.into(),
+                layer: layer.map(str::to_string),
+                owner: None,
+                criticality: (kind == "kpi").then(|| "critical".to_string()),
+            });
+        };
+        node("job", "generator", None);
+        node("stream", "raw-events", Some("source"));
+        node("job", "ingest", None);
+        for t in [
+            "raw_events",
+            "users",
+            "sessions",
+            "product_views",
+            "cart_items",
+            "orders",
+            "payments",
+            "refunds",
+        ] {
+            node("dataset", t, Some("raw"));
+        }
+        node("dataset", "quarantine", Some("quarantine"));
+        for j in ["stg_orders", "stg_payments", "stg_refunds"] {
+            node("job", j, None);
+            node("dataset", j, Some("staging"));
+        }
+        node("job", "daily_revenue", None);
+        node("dataset", "daily_revenue", Some("analytics"));
+        node("job", "user_funnel", None);
+        node("dataset", "user_funnel", Some("analytics"));
+        node("kpi", "revenue", None);
+        node("check", "payments_schema", None);
+        let mut edge = |s: &str, d: &str, k: &str| {
+            edges.push(GraphEdge {
+                src: s.into(),
+                dst: d.into(),
+                kind: k.into(),
+            })
+        };
+        edge("job:generator", "stream:raw-events", "produces");
+        edge("stream:raw-events", "job:ingest", "reads");
+        for t in [
+            "raw_events",
+            "users",
+            "sessions",
+            "product_views",
+            "cart_items",
+            "orders",
+            "payments",
+            "refunds",
+            "quarantine",
+        ] {
+            edge("job:ingest", &format!("dataset:{t}"), "writes");
+        }
+        for (raw, stg) in [
+            ("orders", "stg_orders"),
+            ("payments", "stg_payments"),
+            ("refunds", "stg_refunds"),
+        ] {
+            edge(&format!("dataset:{raw}"), &format!("job:{stg}"), "reads");
+            edge(&format!("job:{stg}"), &format!("dataset:{stg}"), "writes");
+            edge(&format!("dataset:{stg}"), "job:daily_revenue", "reads");
+        }
+        edge("job:daily_revenue", "dataset:daily_revenue", "writes");
+        for t in ["sessions", "product_views", "cart_items", "stg_orders"] {
+            edge(&format!("dataset:{t}"), "job:user_funnel", "reads");
+        }
+        edge("job:user_funnel", "dataset:user_funnel", "writes");
+        edge("dataset:daily_revenue", "kpi:revenue", "measures");
+        edge("dataset:payments", "check:payments_schema", "monitors");
+        GraphSnapshot { nodes, edges }
+    }
+
+    #[test]
+    fn walks_paths_and_names() {
+        let t = Topology::new(platform());
+        let payments = t.find("dataset", "public.payments").unwrap();
+        let revenue = t.find("dataset", "daily_revenue").unwrap();
+        let job = t.find("job", "daily_revenue").unwrap();
+        assert_ne!(revenue, job, "a job and a table may share a name");
+        let path = t.path(payments, revenue, 8).unwrap();
+        let names: Vec<&str> = path.iter().map(|s| t.node(s.1).name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "stg_payments",
+                "stg_payments",
+                "daily_revenue",
+                "daily_revenue"
+            ]
+        );
+        assert_eq!(path[0].2, "reads");
+        assert!(
+            t.path(revenue, payments, 8).is_none(),
+            "paths follow the data"
+        );
+        let sessions = t.find("dataset", "sessions").unwrap();
+        assert!(
+            t.path(payments, sessions, 8).is_none(),
+            "siblings are not connected"
+        );
+        let up: Vec<&str> = t
+            .ancestors(payments, 2)
+            .iter()
+            .map(|(n, _)| t.node(*n).name.as_str())
+            .collect();
+        assert_eq!(up, ["ingest", "raw-events"]);
+        let blast: Vec<&str> = t
+            .reach(payments, 10)
+            .iter()
+            .map(|(n, _)| t.node(*n).kind.as_str())
+            .collect();
+        assert!(blast.contains(&"kpi") && blast.contains(&"check"));
+        assert!(!t
+            .descendants(payments, 10)
+            .iter()
+            .any(|(n, _)| !t.is_flow(*n)));
+    }
+}

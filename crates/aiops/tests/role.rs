@@ -1,0 +1,295 @@
+//! The AI Ops role against a real database (embedded, and the server in CI): an unreadable
+//! message on either topic is stored with its bytes and position and skipped while the rest of
+//! its batch is processed; incidents are stored as published and read back; an operator's
+//! label is stored and learned; prose from an OpenAI-compatible endpoint (a local fake) lands
+//! on the incident without holding it back.
+
+use axum::routing::post;
+use axum::{Json, Router};
+use futures::future::BoxFuture;
+use heal_aiops::llm::Llm;
+use heal_aiops::{AiopsRole, GraphEdge, GraphNode, GraphSnapshot, LineageSource, Settings};
+use heal_bus::Message;
+use heal_model::incident::IncidentClass;
+use heal_model::quality::{ConditionChange, FailureEvent, Severity, FAILURE_EVENT_SCHEMA};
+use heal_testkit::{backends, TestDb};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Fixed;
+
+impl LineageSource for Fixed {
+    fn snapshot(&self) -> BoxFuture<'_, Result<GraphSnapshot, String>> {
+        let node = |kind: &str, name: &str| GraphNode {
+            key: format!("{kind}:{name}"),
+            kind: kind.into(),
+            name: name.into(),
+            layer: Some("raw".into()),
+            owner: None,
+            criticality: None,
+        };
+        let edge = |s: &str, d: &str, k: &str| GraphEdge {
+            src: s.into(),
+            dst: d.into(),
+            kind: k.into(),
+        };
+        Box::pin(async move {
+            Ok(GraphSnapshot {
+                nodes: vec![
+                    node("stream", "raw-events"),
+                    node("job", "ingest"),
+                    node("dataset", "payments"),
+                    node("job", "stg_payments"),
+                    node("dataset", "stg_payments"),
+                ],
+                edges: vec![
+                    edge("stream:raw-events", "job:ingest", "reads"),
+                    edge("job:ingest", "dataset:payments", "writes"),
+                    edge("dataset:payments", "job:stg_payments", "reads"),
+                    edge("job:stg_payments", "dataset:stg_payments", "writes"),
+                ],
+            })
+        })
+    }
+}
+
+fn failure(id: i64, dataset: &str) -> FailureEvent {
+    let at = "2026-03-02T10:00:00Z".parse().unwrap();
+    FailureEvent {
+        schema: FAILURE_EVENT_SCHEMA.into(),
+        event_id: format!("f{id}"),
+        emitted_at: chrono::Utc::now(),
+        change: ConditionChange::Opened,
+        condition_id: id,
+        check: format!("{dataset}_schema"),
+        check_type: "schema".into(),
+        dataset: dataset.into(),
+        column: None,
+        subject: dataset.into(),
+        severity: Severity::High,
+        observed: Some(321.0),
+        expected: None,
+        lower: None,
+        upper: None,
+        threshold: "refused payloads ≤ 0".into(),
+        window_start: at,
+        window_end: at + chrono::Duration::hours(1),
+        partition: None,
+        run_id: None,
+        message: "321 payloads refused (schema_drift: 321)".into(),
+        sample: vec![json!({"reason": "schema_drift", "event_id": "e-1"})],
+        first_seen: at,
+        last_seen: at,
+        occurrences: 1,
+        data_start: Some(at),
+        data_end: Some(at + chrono::Duration::hours(1)),
+        detail: json!({"by_reason": {"schema_drift": 321}}),
+    }
+}
+
+fn message(topic: &str, offset: i64, payload: Vec<u8>) -> Message {
+    Message {
+        topic: topic.into(),
+        partition: 2,
+        offset,
+        key: None,
+        payload,
+        timestamp_ms: None,
+    }
+}
+
+/// A fake chat-completions endpoint that answers once `release` is notified.
+async fn fake_llm(release: Arc<tokio::sync::Notify>) -> String {
+    let app = Router::new().route(
+        "/v1/chat/completions",
+        post(move |Json(body): Json<Value>| {
+            let release = release.clone();
+            async move {
+                release.notified().await;
+                let text = body["messages"][1]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                Json(json!({ "choices": [{ "message": { "role": "assistant",
+                    "content": format!("PROSE: {}", text.lines().next().unwrap_or("")) } }] }))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_messages_are_kept_and_skipped_incidents_stored_labels_learned_prose_added() {
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        let release = Arc::new(tokio::sync::Notify::new());
+        let llm = Llm::new(
+            &fake_llm(release.clone()).await,
+            Some("k".into()),
+            "m",
+            Duration::from_secs(10),
+        );
+        let role = AiopsRole::new(
+            t.pool().clone(),
+            None,
+            "incidents",
+            Arc::new(Fixed),
+            Settings::default(),
+            Some(llm),
+        )
+        .await
+        .unwrap();
+        let good = serde_json::to_vec(&failure(1, "payments")).unwrap();
+        let batch = vec![
+            message("data-quality-checks", 10, b"{not json".to_vec()),
+            message("data-quality-checks", 11, good),
+            message(
+                "data-quality-checks",
+                12,
+                br#"{"schema":"heal.quality/1"}"#.to_vec(),
+            ),
+        ];
+        let published = role.on_failures(&batch).await;
+        assert_eq!(published, 1, "{backend}: the good event opened an incident");
+        role.on_pipeline(&[message("pipeline-events", 3, vec![0xff, 0xfe])])
+            .await;
+        #[allow(clippy::type_complexity)]
+        let dead: Vec<(String, i32, i64, Vec<u8>, String)> = sqlx::query_as(
+            "SELECT topic, partition, \"offset\", payload, reason FROM aiops_dead_letters ORDER BY topic, \"offset\"",
+        )
+        .fetch_all(t.pool())
+        .await
+        .unwrap();
+        assert_eq!(dead.len(), 3, "{backend}: {dead:?}");
+        assert_eq!(
+            (dead[0].0.as_str(), dead[0].1, dead[0].2),
+            ("data-quality-checks", 2, 10)
+        );
+        assert_eq!(dead[0].3, b"{not json");
+        assert!(dead[0].4.contains("not a failure event"), "{}", dead[0].4);
+        assert_eq!(dead[1].2, 12);
+        assert!(dead[1].4.contains("missing field"), "{}", dead[1].4);
+        assert_eq!((dead[2].0.as_str(), dead[2].2), ("pipeline-events", 3));
+        assert_eq!(role.stats()["dead_letters"], 3);
+        // The same message again is stored once.
+        role.on_failures(&batch[..1]).await;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM aiops_dead_letters")
+            .fetch_one(t.pool())
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+
+        // Stored as published, before any prose arrived.
+        let held = role.incidents();
+        assert_eq!(held.len(), 1);
+        let id = held[0].id.clone();
+        let stored = heal_aiops::role::load(t.pool(), &id[..8])
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.root_causes[0].node.name, "payments");
+        assert_eq!(stored.classification.class, IncidentClass::SchemaDrift);
+        assert!(stored.explanation.prose.is_none());
+        assert!(stored.explanation.text.contains("321"));
+
+        // Prose lands once the endpoint answers.
+        release.notify_one();
+        let mut prose = None;
+        for _ in 0..100 {
+            role.apply_prose().await;
+            prose = role.incidents()[0].explanation.prose.clone();
+            if prose.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let prose = prose.expect("prose from the fake endpoint");
+        assert!(
+            prose.starts_with("PROSE: SCHEMA_DRIFT at dataset payments"),
+            "{prose}"
+        );
+        let stored = heal_aiops::role::load(t.pool(), &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.explanation.prose.as_deref(), Some(prose.as_str()));
+
+        // An operator's label is stored and learned.
+        assert!(role
+            .label(&id, IncidentClass::DataCorruption, "operator")
+            .await
+            .unwrap());
+        assert!(!role
+            .label("nope", IncidentClass::DataCorruption, "operator")
+            .await
+            .unwrap());
+        let (class, source): (String, String) =
+            sqlx::query_as("SELECT class, source FROM aiops_labels")
+                .fetch_one(t.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            (class.as_str(), source.as_str()),
+            ("DATA_CORRUPTION", "operator")
+        );
+        assert_eq!(role.stats()["labels_learned"], 1);
+
+        // A restarted role takes back the open incident and its label.
+        let again = AiopsRole::new(
+            t.pool().clone(),
+            None,
+            "incidents",
+            Arc::new(Fixed),
+            Settings::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(again.incidents().len(), 1);
+        assert_eq!(again.stats()["labels_learned"], 1);
+        let mut next = failure(1, "payments");
+        next.change = ConditionChange::Escalated;
+        next.severity = Severity::Critical;
+        again
+            .on_failures(&[message(
+                "data-quality-checks",
+                20,
+                serde_json::to_vec(&next).unwrap(),
+            )])
+            .await;
+        let held = again.incidents();
+        assert_eq!(
+            held.len(),
+            1,
+            "the same condition updates its incident after a restart"
+        );
+        assert_eq!(held[0].severity, Severity::Critical);
+        t.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_language_model_is_an_error_not_a_hang() {
+    let llm = Llm::new(
+        "http://127.0.0.1:9/v1",
+        None,
+        "m",
+        Duration::from_millis(500),
+    );
+    let e = heal_model::incident::Explanation {
+        summary: String::new(),
+        evidence: vec![],
+        since: chrono::Utc::now(),
+        origin: String::new(),
+        impact: String::new(),
+        confidence: String::new(),
+        runner_up: None,
+        text: "x".into(),
+        prose: None,
+    };
+    assert!(llm.rewrite(&e).await.is_err());
+}

@@ -1,0 +1,100 @@
+//! Wiring of the AI Ops role: its settings from the configuration, and the lineage snapshot
+//! it reasons over, read through [`heal_lineage::LineageApi`] — the lineage service in this
+//! process (monolithic, or the graph in the database) or the lineage role over HTTP.
+
+use futures::future::BoxFuture;
+use heal_aiops::{GraphEdge, GraphNode, GraphSnapshot, LineageSource};
+use heal_lineage::LineageApi;
+use std::sync::Arc;
+
+/// A lineage export as the engine's snapshot.
+pub fn snapshot_of(g: heal_lineage::query::GraphExport) -> GraphSnapshot {
+    GraphSnapshot {
+        nodes: g
+            .nodes
+            .into_iter()
+            .map(|n| GraphNode {
+                name: n.short_name().to_string(),
+                key: n.key,
+                kind: n.kind.as_str().to_string(),
+                layer: n.props.layer,
+                owner: n.props.owner,
+                criticality: n.props.criticality,
+            })
+            .collect(),
+        edges: g
+            .edges
+            .into_iter()
+            .map(|e| GraphEdge {
+                src: e.src,
+                dst: e.dst,
+                kind: e.kind.as_str().to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The lineage service of this process (it projects pending events first).
+pub struct InProcess(pub Arc<heal_lineage::Lineage>);
+
+impl LineageSource for InProcess {
+    fn snapshot(&self) -> BoxFuture<'_, Result<GraphSnapshot, String>> {
+        Box::pin(async move {
+            if let Err(e) = self.0.project().await {
+                tracing::debug!(error = %e, "lineage projection before a snapshot failed");
+            }
+            self.0
+                .export()
+                .await
+                .map(snapshot_of)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The lineage role over HTTP.
+pub struct OverHttp(pub heal_lineage::client::HttpLineage);
+
+impl LineageSource for OverHttp {
+    fn snapshot(&self) -> BoxFuture<'_, Result<GraphSnapshot, String>> {
+        Box::pin(async move {
+            self.0
+                .export()
+                .await
+                .map(snapshot_of)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The engine settings a configuration asks for (validated when it was loaded).
+pub fn settings(config: &heal_config::Config) -> anyhow::Result<heal_aiops::Settings> {
+    use anyhow::Context;
+    let a = &config.aiops;
+    let d = |key: &str, v: &str| {
+        heal_model::duration::parse_iso_duration(v)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| format!("{key} = {v}"))
+    };
+    Ok(heal_aiops::Settings {
+        window: d("aiops.window", &a.window)?,
+        max_hops: a.max_hops,
+        shared_datasets: a.shared_datasets.clone(),
+        resolve_after: d("aiops.resolve_after", &a.resolve_after)?,
+        low_confidence: a.low_confidence,
+        ..heal_aiops::Settings::default()
+    })
+}
+
+/// The optional language model for prose.
+pub fn llm(config: &heal_config::Config) -> Option<heal_aiops::llm::Llm> {
+    let a = &config.aiops;
+    a.llm_url.as_deref().map(|url| {
+        heal_aiops::llm::Llm::new(
+            url,
+            a.llm_key.clone(),
+            &a.llm_model,
+            std::time::Duration::from_millis(a.llm_timeout_ms),
+        )
+    })
+}
