@@ -87,6 +87,10 @@ struct Held {
     incident: Incident,
     observed: Vec<Observed>,
     nodes: HashSet<NodeId>,
+    /// Nodes with a failed or late job run among the symptoms, and nodes with any other.
+    job_runs: HashSet<NodeId>,
+    data_nodes: HashSet<NodeId>,
+    /// Source streams of the symptoms that are not job runs.
     streams: BTreeSet<NodeId>,
     families: BTreeSet<&'static str>,
     /// condition id → index in `observed`.
@@ -94,6 +98,36 @@ struct Held {
     all_resolved_at: Option<DateTime<Utc>>,
     /// True while only shared-dataset failures are in it.
     only_shared: bool,
+}
+
+impl Held {
+    /// Takes in a failure (`streams`: its node's source streams).
+    fn absorb(&mut self, o: Observed, streams: &BTreeSet<NodeId>, shared: bool) {
+        let fam = family(&o);
+        if let Some(n) = o.node {
+            self.nodes.insert(n);
+            if fam == "jobs" {
+                self.job_runs.insert(n);
+            } else {
+                self.data_nodes.insert(n);
+                self.streams.extend(streams.iter().copied());
+            }
+        }
+        self.families.insert(fam);
+        self.only_shared &= shared;
+        self.conditions
+            .insert(o.symptom.condition_id, self.observed.len());
+        self.observed.push(o);
+    }
+}
+
+/// What lies around a failure's node: flow nodes up- and downstream within `max_hops`, and
+/// its source streams.
+#[derive(Default)]
+struct Near {
+    up: HashMap<NodeId, u32>,
+    down: HashMap<NodeId, u32>,
+    streams: BTreeSet<NodeId>,
 }
 
 /// A shared-dataset failure waiting for the stream failures of its moment.
@@ -171,12 +205,40 @@ impl Engine {
         if Arc::ptr_eq(&old, &self.topology) {
             return;
         }
+        // Node ids are the new graph's: resolve every symptom again by key.
         let t = self.topology.clone();
-        for h in &mut self.open {
-            for o in &mut h.observed {
-                o.node = t.by_key(&o.symptom.node.key);
+        for i in 0..self.open.len() {
+            let observed = std::mem::take(&mut self.open[i].observed);
+            {
+                let h = &mut self.open[i];
+                h.nodes.clear();
+                h.job_runs.clear();
+                h.data_nodes.clear();
+                h.streams.clear();
+                h.families.clear();
+                h.conditions.clear();
+                h.only_shared = true;
             }
-            h.nodes = h.observed.iter().filter_map(|o| o.node).collect();
+            for mut o in observed {
+                o.node = t.by_key(&o.symptom.node.key).or_else(|| {
+                    crate::symptom::find_node(&t, &o.symptom.node.kind, &o.symptom.node.name)
+                });
+                if let Some(n) = o.node {
+                    o.symptom.node = crate::rootcause::node_ref(&t, n);
+                }
+                let streams = o.node.map(|n| self.streams_of(n)).unwrap_or_default();
+                let shared = self.is_shared(&o);
+                self.open[i].absorb(o, &streams, shared);
+            }
+        }
+        for p in &mut self.pending {
+            let o = &mut p.observed;
+            o.node = t.by_key(&o.symptom.node.key).or_else(|| {
+                crate::symptom::find_node(&t, &o.symptom.node.kind, &o.symptom.node.name)
+            });
+            if let Some(n) = o.node {
+                o.symptom.node = crate::rootcause::node_ref(&t, n);
+            }
         }
     }
 
@@ -249,21 +311,22 @@ impl Engine {
             })
             .collect();
         let mut h = Held {
-            nodes: observed.iter().filter_map(|o| o.node).collect(),
-            streams: BTreeSet::new(),
-            families: observed.iter().map(family).collect(),
-            conditions: observed
-                .iter()
-                .enumerate()
-                .map(|(i, o)| (o.symptom.condition_id, i))
-                .collect(),
-            all_resolved_at: None,
-            only_shared: false,
-            observed,
             incident,
+            observed: Vec::new(),
+            nodes: HashSet::new(),
+            job_runs: HashSet::new(),
+            data_nodes: HashSet::new(),
+            streams: BTreeSet::new(),
+            families: BTreeSet::new(),
+            conditions: HashMap::new(),
+            all_resolved_at: None,
+            only_shared: true,
         };
-        h.streams = h.nodes.iter().flat_map(|n| self.streams_of(*n)).collect();
-        h.only_shared = h.nodes.iter().all(|n| self.shared.contains(n));
+        for o in observed {
+            let streams = o.node.map(|n| self.streams_of(n)).unwrap_or_default();
+            let shared = self.is_shared(&o);
+            h.absorb(o, &streams, shared);
+        }
         self.open.push(h);
     }
 
@@ -398,13 +461,7 @@ impl Engine {
     }
 
     /// How strongly `o` belongs with held incident `h` (None: not at all).
-    fn relation(
-        &self,
-        o: &Observed,
-        near: &HashMap<NodeId, u32>,
-        streams: &BTreeSet<NodeId>,
-        h: &Held,
-    ) -> Option<f64> {
+    fn relation(&self, o: &Observed, near: &Near, h: &Held) -> Option<f64> {
         let w = self.settings.window;
         let s = &o.symptom;
         if s.data_start > h.incident.data_end + w || s.data_end + w < h.incident.data_start {
@@ -412,20 +469,38 @@ impl Engine {
         }
         let fam = family(o);
         let shared = self.is_shared(o);
+        let job_run = fam == "jobs";
         let mut best: Option<f64> = None;
         let mut bump = |v: f64| best = Some(best.map_or(v, |b: f64| b.max(v)));
         if o.node.is_some() && !shared && !h.only_shared {
-            if let Some(d) = h.nodes.iter().filter_map(|n| near.get(n)).min() {
-                bump(3.0 - 0.1 * f64::from(*d));
+            // A failure downstream of the incident's nodes is a consequence of them; one
+            // upstream may be their cause. A failed or late job run is only ever a cause: it
+            // takes in what is downstream of it, never what is upstream.
+            for x in &h.nodes {
+                if Some(*x) == o.node {
+                    bump(3.0);
+                } else if let Some(d) = near.up.get(x) {
+                    if !job_run {
+                        bump(3.0 - 0.1 * f64::from(*d));
+                    }
+                } else if let Some(d) = near.down.get(x) {
+                    if !h.job_runs.contains(x) || h.data_nodes.contains(x) {
+                        bump(3.0 - 0.1 * f64::from(*d));
+                    }
+                }
             }
-            if !streams.is_empty() && streams.intersection(&h.streams).next().is_some() {
+            if !job_run
+                && !near.streams.is_empty()
+                && near.streams.intersection(&h.streams).next().is_some()
+            {
                 bump(2.0);
             }
         }
-        if h.families.contains(fam) {
-            bump(if shared { 1.5 } else { 1.0 });
-        } else if shared {
-            bump(0.5);
+        if shared {
+            bump(if h.families.contains(fam) { 1.5 } else { 0.5 });
+        } else if h.families.contains(fam) && (fam == "traffic" || h.only_shared) {
+            // Sibling streams losing or gaining traffic together share an upstream cause.
+            bump(1.0);
         }
         // Overlap in time breaks ties.
         let overlap = (s.data_end.min(h.incident.data_end)
@@ -437,25 +512,21 @@ impl Engine {
 
     /// Puts a new failure into the incident it belongs with, or opens one.
     fn place(&mut self, o: Observed) -> Vec<IncidentMessage> {
-        let (near, streams) = match o.node {
+        let near = match o.node {
             Some(n) => {
                 let t = &self.topology;
-                let mut near: HashMap<NodeId, u32> = HashMap::new();
-                near.insert(n, 0);
-                for (m, d) in t
-                    .ancestors(n, self.settings.max_hops)
-                    .into_iter()
-                    .chain(t.descendants(n, self.settings.max_hops))
-                {
-                    near.entry(m).or_insert(d);
+                let hops = self.settings.max_hops;
+                Near {
+                    up: t.ancestors(n, hops).into_iter().collect(),
+                    down: t.descendants(n, hops).into_iter().collect(),
+                    streams: self.streams_of(n),
                 }
-                (near, self.streams_of(n))
             }
-            None => (HashMap::new(), BTreeSet::new()),
+            None => Near::default(),
         };
         let mut best: Option<(usize, f64)> = None;
         for (i, h) in self.open.iter().enumerate() {
-            if let Some(score) = self.relation(&o, &near, &streams, h) {
+            if let Some(score) = self.relation(&o, &near, h) {
                 if best.is_none_or(|(_, b)| score > b) {
                     best = Some((i, score));
                 }
@@ -465,24 +536,16 @@ impl Engine {
             Some((i, _)) => {
                 let shared = self.is_shared(&o);
                 let h = &mut self.open[i];
-                h.conditions
-                    .insert(o.symptom.condition_id, h.observed.len());
-                if let Some(n) = o.node {
-                    h.nodes.insert(n);
-                }
-                h.streams.extend(streams);
-                h.families.insert(family(&o));
-                h.only_shared &= shared;
                 h.all_resolved_at = None;
                 h.incident.failure_events += 1;
-                h.observed.push(o);
+                h.absorb(o, &near.streams, shared);
                 self.rebuild(i);
                 vec![IncidentMessage::new(
                     IncidentChange::Updated,
                     self.open[i].incident.clone(),
                 )]
             }
-            None => self.open_incident(o, streams),
+            None => self.open_incident(o, near.streams),
         }
     }
 
@@ -523,16 +586,19 @@ impl Engine {
             failure_events: 1,
         };
         let shared = self.is_shared(&o);
-        let h = Held {
+        let mut h = Held {
             incident,
-            nodes: o.node.into_iter().collect(),
-            streams,
-            families: [family(&o)].into(),
-            conditions: [(o.symptom.condition_id, 0)].into(),
+            observed: Vec::new(),
+            nodes: HashSet::new(),
+            job_runs: HashSet::new(),
+            data_nodes: HashSet::new(),
+            streams: BTreeSet::new(),
+            families: BTreeSet::new(),
+            conditions: HashMap::new(),
             all_resolved_at: None,
-            only_shared: shared,
-            observed: vec![o],
+            only_shared: true,
         };
+        h.absorb(o, &streams, shared);
         self.open.push(h);
         let i = self.open.len() - 1;
         self.rebuild(i);

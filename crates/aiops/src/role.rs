@@ -63,7 +63,12 @@ impl AiopsRole {
             heal_model::topics::DATA_QUALITY_CHECKS,
             heal_model::topics::PIPELINE_EVENTS,
         ]);
-        let snapshot = match lineage.snapshot().await {
+        // A lineage role that is not up yet must not hold this one back: start on what
+        // answers within a few seconds, and refresh later.
+        let first = tokio::time::timeout(Duration::from_secs(5), lineage.snapshot())
+            .await
+            .unwrap_or_else(|_| Err("no answer within 5 s".into()));
+        let snapshot = match first {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "no lineage snapshot yet; starting on an empty graph");
@@ -112,7 +117,10 @@ impl AiopsRole {
     /// Takes a new lineage snapshot.
     pub async fn refresh_topology(&self) -> Result<usize, Error> {
         *self.last_refresh.lock().expect("lock") = Some(Instant::now());
-        let snapshot = self.lineage.snapshot().await.map_err(Error::Lineage)?;
+        let snapshot = tokio::time::timeout(Duration::from_secs(10), self.lineage.snapshot())
+            .await
+            .map_err(|_| Error::Lineage("no answer within 10 s".into()))?
+            .map_err(Error::Lineage)?;
         let t = Arc::new(Topology::new(snapshot));
         let n = t.len();
         self.engine.lock().expect("lock").set_topology(t);

@@ -23,9 +23,7 @@ pub fn node_of(e: &FailureEvent, topology: &Topology) -> (Option<NodeId>, NodeRe
     } else {
         ("dataset", e.dataset.as_str())
     };
-    let found = topology
-        .find(kind, name)
-        .or_else(|| topology.find("stream", name));
+    let found = find_node(topology, kind, name);
     match found {
         Some(id) => {
             let n = topology.node(id);
@@ -47,6 +45,13 @@ pub fn node_of(e: &FailureEvent, topology: &Topology) -> (Option<NodeId>, NodeRe
             },
         ),
     }
+}
+
+/// The node of `kind` called `name`, else a stream of that name.
+pub fn find_node(topology: &Topology, kind: &str, name: &str) -> Option<NodeId> {
+    topology
+        .find(kind, name)
+        .or_else(|| topology.find("stream", name))
 }
 
 /// Quarantine reason codes with counts, from the result's detail (`by_reason`) or its sample.

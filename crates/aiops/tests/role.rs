@@ -238,7 +238,85 @@ async fn malformed_messages_are_kept_and_skipped_incidents_stored_labels_learned
         );
         assert_eq!(role.stats()["labels_learned"], 1);
 
-        // A restarted role takes back the open incident and its label.
+        // The API.
+        let role = Arc::new(role);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = heal_aiops::http::routes(role.clone());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let c = reqwest::Client::new();
+        let get = |path: &str| {
+            let c = c.clone();
+            let url = format!("{base}{path}");
+            async move {
+                let r = c.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        };
+        let (status, body) = get("/api/aiops/incidents?status=open").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["incidents"][0]["id"], json!(id));
+        let (status, body) = get("/api/aiops/incidents?status=closed").await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("status")),
+            "{body}"
+        );
+        let (status, body) = get("/api/aiops/incidents?colour=red").await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("unknown_parameter"))
+        );
+        let (status, body) = get(&format!("/api/aiops/incidents/{id}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["classification"]["class"], "SCHEMA_DRIFT");
+        let (status, body) = get("/api/aiops/incidents/nope").await;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+        let (status, body) = get("/api/aiops/status").await;
+        assert_eq!(status, 200);
+        assert_eq!(body["dead_letters"], 4, "counted as read, the repeat included");
+        let post = |path: String, body: &'static str| {
+            let c = c.clone();
+            let url = format!("{base}{path}");
+            async move {
+                let r = c
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    r.status().as_u16(),
+                    r.json::<Value>().await.unwrap_or_default(),
+                )
+            }
+        };
+        let (status, body) = post(
+            format!("/api/aiops/incidents/{id}/label"),
+            r#"{"class":"BOGUS"}"#,
+        )
+        .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (400, Some("class")),
+            "{body}"
+        );
+        let (status, body) = post(format!("/api/aiops/incidents/{id}/label"), r#"{}"#).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (400, Some("missing_field"))
+        );
+        let (status, _) = post(
+            format!("/api/aiops/incidents/{id}/label"),
+            r#"{"class":"late_data"}"#,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(role.stats()["labels_learned"], 2);
+        server.abort();
+
+        // A restarted role takes back the open incident and its labels.
         let again = AiopsRole::new(
             t.pool().clone(),
             None,
@@ -250,7 +328,7 @@ async fn malformed_messages_are_kept_and_skipped_incidents_stored_labels_learned
         .await
         .unwrap();
         assert_eq!(again.incidents().len(), 1);
-        assert_eq!(again.stats()["labels_learned"], 1);
+        assert_eq!(again.stats()["labels_learned"], 2);
         let mut next = failure(1, "payments");
         next.change = ConditionChange::Escalated;
         next.severity = Severity::Critical;

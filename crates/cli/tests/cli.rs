@@ -42,6 +42,11 @@ fn every_command_has_help() {
         vec!["batch", "backfill", "--help"],
         vec!["batch", "status", "--help"],
         vec!["batch", "runs", "--help"],
+        vec!["aiops", "--help"],
+        vec!["aiops", "incidents", "--help"],
+        vec!["aiops", "explain", "--help"],
+        vec!["eval", "--help"],
+        vec!["bench", "aiops", "--help"],
     ] {
         let o = heal(&args, &[]);
         assert!(o.status.success(), "{args:?}: {}", text(&o));

@@ -380,3 +380,66 @@ fn a_failure_outside_the_window_is_a_new_incident() {
     let msgs = feed(&mut e, &events);
     assert_eq!(opened(&msgs).len(), 2);
 }
+
+#[test]
+fn a_failed_job_run_does_not_swallow_upstream_data_problems_of_its_day() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut late = f.event("orders_on_time", "validity", "orders", 6, 7);
+    late.column = Some("is_late".into());
+    let mut revenue = f.job_failed("daily_revenue", 0);
+    revenue.dataset = "daily_revenue".into();
+    let events = vec![
+        revenue,
+        late,
+        f.refused("payments", "schema_drift", 300, 18, 19),
+        // A sibling job's late run the next day is another problem too.
+        {
+            let mut d = f.job_failed("user_funnel", 24);
+            d.sample = vec![
+                json!({ "run_id": "r2", "day": "2026-03-03", "status": "succeeded", "delayed_secs": 7200.0 }),
+            ];
+            d.message = "user_funnel started 120 min late for 2026-03-03 (allowed 60 min)".into();
+            d
+        },
+    ];
+    let msgs = feed(&mut e, &events);
+    let mut found: Vec<(String, IncidentClass)> = opened(&msgs)
+        .iter()
+        .map(|i| {
+            let h = latest(&e, &i.id);
+            (h.root_causes[0].node.name.clone(), h.classification.class)
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("daily_revenue".to_string(), IncidentClass::PipelineFailure),
+            ("orders".to_string(), IncidentClass::LateData),
+            ("payments".to_string(), IncidentClass::SchemaDrift),
+            ("user_funnel".to_string(), IncidentClass::StaleData),
+        ]
+    );
+}
+
+#[test]
+fn failures_seen_before_lineage_knew_their_nodes_are_placed_once_it_does() {
+    let mut f = F { next: 0 };
+    let mut e = Engine::new(Settings::default(), Arc::new(Topology::default()));
+    let msgs = e.ingest(&f.refused("payments", "schema_drift", 10, 3, 4));
+    assert_eq!(opened(&msgs).len(), 1);
+    assert!(
+        e.incidents()[0].root_causes.is_empty(),
+        "no graph, no candidate"
+    );
+    e.set_topology(Arc::new(Topology::new(platform())));
+    let msgs = e.ingest(&f.volume("daily_revenue", 1.0, 40.0, 4));
+    assert!(
+        opened(&msgs).is_empty(),
+        "joins through lineage once the graph is known"
+    );
+    let h = e.incidents()[0];
+    assert_eq!(h.symptoms[0].node.key, "dataset:payments");
+    assert_eq!(h.root_causes[0].node.name, "payments");
+}
