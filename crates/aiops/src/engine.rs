@@ -92,6 +92,8 @@ struct Held {
     data_nodes: HashSet<NodeId>,
     /// Source streams of the symptoms that are not job runs.
     streams: BTreeSet<NodeId>,
+    /// Datasets the referential symptoms point into.
+    related: HashSet<NodeId>,
     families: BTreeSet<&'static str>,
     /// condition id → index in `observed`.
     conditions: HashMap<i64, usize>,
@@ -112,6 +114,9 @@ impl Held {
                 self.data_nodes.insert(n);
                 self.streams.extend(streams.iter().copied());
             }
+        }
+        if let Some(r) = o.related {
+            self.related.insert(r);
         }
         self.families.insert(fam);
         self.only_shared &= shared;
@@ -215,6 +220,7 @@ impl Engine {
                 h.job_runs.clear();
                 h.data_nodes.clear();
                 h.streams.clear();
+                h.related.clear();
                 h.families.clear();
                 h.conditions.clear();
                 h.only_shared = true;
@@ -226,6 +232,7 @@ impl Engine {
                 if let Some(n) = o.node {
                     o.symptom.node = crate::rootcause::node_ref(&t, n);
                 }
+                o.related = crate::symptom::related_node(&t, &o.symptom);
                 let streams = o.node.map(|n| self.streams_of(n)).unwrap_or_default();
                 let shared = self.is_shared(&o);
                 self.open[i].absorb(o, &streams, shared);
@@ -239,6 +246,7 @@ impl Engine {
             if let Some(n) = o.node {
                 o.symptom.node = crate::rootcause::node_ref(&t, n);
             }
+            o.related = crate::symptom::related_node(&t, &o.symptom);
         }
     }
 
@@ -307,6 +315,7 @@ impl Engine {
             .map(|s| Observed {
                 symptom: s.clone(),
                 node: t.by_key(&s.node.key),
+                related: crate::symptom::related_node(&t, s),
                 features: incident.classification.features.iter().cloned().collect(),
             })
             .collect();
@@ -317,6 +326,7 @@ impl Engine {
             job_runs: HashSet::new(),
             data_nodes: HashSet::new(),
             streams: BTreeSet::new(),
+            related: HashSet::new(),
             families: BTreeSet::new(),
             conditions: HashMap::new(),
             all_resolved_at: None,
@@ -462,8 +472,18 @@ impl Engine {
 
     /// How strongly `o` belongs with held incident `h` (None: not at all).
     fn relation(&self, o: &Observed, near: &Near, h: &Held) -> Option<f64> {
-        let w = self.settings.window;
         let s = &o.symptom;
+        // The same check on the same node again, while the incident waits to resolve: the
+        // same ongoing problem.
+        let again = h
+            .observed
+            .iter()
+            .any(|x| x.symptom.check == s.check && x.symptom.node.key == s.node.key);
+        let w = if again {
+            self.settings.resolve_after.max(self.settings.window)
+        } else {
+            self.settings.window
+        };
         if s.data_start > h.incident.data_end + w || s.data_end + w < h.incident.data_start {
             return None;
         }
@@ -472,6 +492,15 @@ impl Engine {
         let job_run = fam == "jobs";
         let mut best: Option<f64> = None;
         let mut bump = |v: f64| best = Some(best.map_or(v, |b: f64| b.max(v)));
+        if again {
+            bump(3.0);
+        }
+        // A referential failure and the dataset its keys point into.
+        if o.related.is_some_and(|r| h.nodes.contains(&r))
+            || o.node.is_some_and(|n| h.related.contains(&n))
+        {
+            bump(2.9);
+        }
         if o.node.is_some() && !shared && !h.only_shared {
             // A failure downstream of the incident's nodes is a consequence of them; one
             // upstream may be their cause. A failed or late job run is only ever a cause: it
@@ -593,6 +622,7 @@ impl Engine {
             job_runs: HashSet::new(),
             data_nodes: HashSet::new(),
             streams: BTreeSet::new(),
+            related: HashSet::new(),
             families: BTreeSet::new(),
             conditions: HashMap::new(),
             all_resolved_at: None,

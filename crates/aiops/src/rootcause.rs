@@ -100,6 +100,17 @@ pub fn rank(
             reach.entry(a).or_default().insert(n, d);
         }
     }
+    // A referential symptom is also reached through the dataset its keys point into.
+    for &(i, n) in &core {
+        let Some(r) = symptoms[i].related else {
+            continue;
+        };
+        let via = std::iter::once((r, 0)).chain(t.ancestors(r, MAX_DEPTH));
+        for (a, d) in via {
+            let e = reach.entry(a).or_default().entry(n).or_insert(d + 1);
+            *e = (*e).min(d + 1);
+        }
+    }
     // A shared dataset is not a cause of its own: its cause is upstream of it.
     if !only_shared {
         reach.retain(|n, _| !shared.contains(n));
@@ -256,7 +267,13 @@ pub fn paths(
         if !done.insert((n, s.symptom.check.clone())) {
             continue;
         }
-        let route = t.path(cand, n, MAX_DEPTH).or_else(|| {
+        let referenced = || {
+            let r = s.related?;
+            let mut steps = t.path(cand, r, MAX_DEPTH)?;
+            steps.push((r, n, "references"));
+            Some(steps)
+        };
+        let route = t.path(cand, n, MAX_DEPTH).or_else(referenced).or_else(|| {
             // A shared dataset: from the job that writes it, when the candidate is upstream
             // of that job or below it.
             if !shared.contains(&n) {

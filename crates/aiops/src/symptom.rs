@@ -13,6 +13,9 @@ pub struct Observed {
     pub symptom: Symptom,
     /// The node in the graph, when the graph knows it.
     pub node: Option<NodeId>,
+    /// The dataset a referential failure's keys point into (its orphans may be that
+    /// dataset's fault: rows missing, late or refused there).
+    pub related: Option<NodeId>,
     pub features: BTreeSet<String>,
 }
 
@@ -47,11 +50,32 @@ pub fn node_of(e: &FailureEvent, topology: &Topology) -> (Option<NodeId>, NodeRe
     }
 }
 
+/// The dataset a referential symptom points into, in `topology`.
+pub fn related_node(topology: &Topology, s: &Symptom) -> Option<NodeId> {
+    referenced_in(&s.check_type, &s.message).and_then(|t| topology.find("dataset", &t))
+}
+
 /// The node of `kind` called `name`, else a stream of that name.
 pub fn find_node(topology: &Topology, kind: &str, name: &str) -> Option<NodeId> {
     topology
         .find(kind, name)
         .or_else(|| topology.find("stream", name))
+}
+
+/// The table a referential failure refers to, read from its message ("… have no
+/// orders.order_id").
+pub fn referenced(e: &FailureEvent) -> Option<String> {
+    referenced_in(&e.check_type, &e.message)
+}
+
+/// [`referenced`] from a symptom's check type and message.
+pub fn referenced_in(check_type: &str, message: &str) -> Option<String> {
+    if check_type != "referential" {
+        return None;
+    }
+    let rest = message.rsplit_once(" have no ")?.1;
+    let (table, _) = rest.trim().rsplit_once('.')?;
+    Some(table.to_string())
 }
 
 /// Quarantine reason codes with counts, from the result's detail (`by_reason`) or its sample.
@@ -135,7 +159,9 @@ pub fn observe(e: &FailureEvent, topology: &Topology) -> Observed {
     let reasons = reasons(e);
     let features = features(e, layer, &reasons);
     let (data_start, data_end) = e.data_span();
+    let related = referenced(e).and_then(|t| topology.find("dataset", &t));
     Observed {
+        related,
         symptom: Symptom {
             failure_event_id: e.event_id.clone(),
             condition_id: e.condition_id,
@@ -157,5 +183,34 @@ pub fn observe(e: &FailureEvent, topology: &Topology) -> Observed {
         },
         node,
         features,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_referential_failure_names_the_table_it_points_into() {
+        let mut e: FailureEvent = serde_json::from_value(serde_json::json!({
+            "schema": "heal.quality/1", "event_id": "x", "emitted_at": "2026-03-01T00:00:00Z",
+            "change": "opened", "condition_id": 1, "check": "payments_reference_orders",
+            "check_type": "referential", "dataset": "payments", "column": "order_id",
+            "subject": "payments", "severity": "high", "observed": 0.2, "expected": null,
+            "lower": null, "upper": null, "threshold": "orphan rate ≤ 0.01",
+            "window_start": "2026-03-01T00:00:00Z", "window_end": "2026-03-01T01:00:00Z",
+            "partition": null, "run_id": null,
+            "message": "6 of 11 order_id values have no public.orders.order_id",
+            "sample": [], "first_seen": "2026-03-01T00:00:00Z",
+            "last_seen": "2026-03-01T00:00:00Z", "occurrences": 1
+        }))
+        .unwrap();
+        assert_eq!(referenced(&e).as_deref(), Some("public.orders"));
+        assert!(
+            e.data_start.is_none() && e.detail.is_null(),
+            "older messages still parse"
+        );
+        e.check_type = "validity".into();
+        assert_eq!(referenced(&e), None);
     }
 }

@@ -274,7 +274,10 @@ async fn malformed_messages_are_kept_and_skipped_incidents_stored_labels_learned
         assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
         let (status, body) = get("/api/aiops/status").await;
         assert_eq!(status, 200);
-        assert_eq!(body["dead_letters"], 4, "counted as read, the repeat included");
+        assert_eq!(
+            body["dead_letters"], 4,
+            "counted as read, the repeat included"
+        );
         let post = |path: String, body: &'static str| {
             let c = c.clone();
             let url = format!("{base}{path}");

@@ -443,3 +443,58 @@ fn failures_seen_before_lineage_knew_their_nodes_are_placed_once_it_does() {
     assert_eq!(h.symptoms[0].node.key, "dataset:payments");
     assert_eq!(h.root_causes[0].node.name, "payments");
 }
+
+#[test]
+fn orphans_point_at_the_late_parent_and_a_reopened_check_stays_in_its_incident() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let late = |f: &mut F, h: i64| {
+        let mut l = f.event("orders_on_time", "validity", "orders", h, h + 1);
+        l.column = Some("is_late".into());
+        l.message = "30 of 200 rows break is_late in {false}".into();
+        l
+    };
+    let orphans = |f: &mut F, h: i64| {
+        let mut o = f.event(
+            "payments_reference_orders",
+            "referential",
+            "payments",
+            h,
+            h + 1,
+        );
+        o.message = "6 of 11 order_id values have no orders.order_id".into();
+        o
+    };
+    let first = orphans(&mut f, 8);
+    let mut closed = first.clone();
+    closed.change = ConditionChange::Resolved;
+    closed.data_start = Some(at(9));
+    closed.data_end = Some(at(10));
+    let events = vec![
+        first,
+        late(&mut f, 8),
+        closed,
+        orphans(&mut f, 12),
+        late(&mut f, 12),
+    ];
+    let mut msgs = Vec::new();
+    for ev in &events {
+        msgs.extend(e.ingest(ev));
+    }
+    let inc = opened(&msgs);
+    assert_eq!(
+        inc.len(),
+        1,
+        "one problem: late orders and the orphans they leave"
+    );
+    let h = latest(&e, &inc[0].id);
+    assert_eq!(h.root_causes[0].node.name, "orders");
+    assert!(h.root_causes[0].grounded, "{:?}", h.root_causes[0]);
+    assert_eq!(h.classification.class, IncidentClass::LateData);
+    let to_payments = h.root_causes[0]
+        .paths
+        .iter()
+        .find(|p| p.node.name == "payments")
+        .expect("a path to the orphans");
+    assert_eq!(to_payments.steps.last().unwrap().edge, "references");
+}
