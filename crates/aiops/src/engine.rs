@@ -397,7 +397,9 @@ impl Engine {
             ConditionChange::Opened | ConditionChange::Escalated => {
                 if let Some(i) = self.held_with_condition(e.condition_id) {
                     out.extend(self.update_symptom(i, o));
-                } else if self.is_shared(&o) {
+                } else if self.is_shared(&o) || o.related.is_some() {
+                    // Shared datasets and orphans wait one window: what the stream-specific
+                    // and parent-side failures of the same moment show decides where they go.
                     let due = o.symptom.data_end + self.settings.window;
                     match self
                         .pending
@@ -441,13 +443,16 @@ impl Engine {
         h.observed[k].symptom.active = false;
         h.incident.failure_events += 1;
         if h.observed.iter().all(|x| !x.symptom.active) {
+            // The quiet period starts when the resolution is known: evidence (late data, a
+            // re-judged window) can arrive well after the data time it concerns.
             let last = h
                 .observed
                 .iter()
                 .map(|x| x.symptom.data_end)
                 .max()
                 .unwrap_or(o.symptom.data_end)
-                .max(o.symptom.data_start);
+                .max(o.symptom.data_start)
+                .max(self.clock.unwrap_or(o.symptom.data_end));
             h.all_resolved_at = Some(last);
         }
         self.rebuild(i);
@@ -525,8 +530,29 @@ impl Engine {
                 bump(2.0);
             }
         }
+        // Orphans whose parent stream is losing traffic: the traffic incident explains them
+        // when its cause is upstream of the parent.
+        if let (Some(r), true) = (o.related, h.families.contains("traffic")) {
+            let t = &self.topology;
+            let upstream = h
+                .incident
+                .root_causes
+                .first()
+                .and_then(|c| t.by_key(&c.node.key))
+                .is_some_and(|c| {
+                    c == r
+                        || t.ancestors(r, rootcause::MAX_DEPTH)
+                            .iter()
+                            .any(|(a, _)| *a == c)
+                });
+            if upstream {
+                bump(1.2);
+            }
+        }
         if shared {
-            bump(if h.families.contains(fam) { 1.5 } else { 0.5 });
+            if h.families.contains(fam) {
+                bump(1.5);
+            }
         } else if h.families.contains(fam) && (fam == "traffic" || h.only_shared) {
             // Sibling streams losing or gaining traffic together share an upstream cause.
             bump(1.0);
@@ -650,11 +676,7 @@ impl Engine {
             .into_iter()
             .partition(|p| p.due <= clock);
         self.pending = waiting;
-        for p in due {
-            if p.observed.symptom.active {
-                out.extend(self.place(p.observed));
-            }
-        }
+        out.extend(self.place_pending(due));
         let quiet = self.settings.resolve_after;
         let mut i = 0;
         while i < self.open.len() {
@@ -674,17 +696,38 @@ impl Engine {
     /// every incident whose conditions all resolved.
     pub fn flush(&mut self) -> Vec<IncidentMessage> {
         let mut out = Vec::new();
-        for p in std::mem::take(&mut self.pending) {
-            if p.observed.symptom.active {
-                out.extend(self.place(p.observed));
-            }
-        }
+        let all = std::mem::take(&mut self.pending);
+        out.extend(self.place_pending(all));
         let mut i = 0;
         while i < self.open.len() {
             if self.open[i].all_resolved_at.is_some() {
                 out.push(self.close(i));
             } else {
                 i += 1;
+            }
+        }
+        out
+    }
+
+    /// Places waiting failures: shared datasets first (they complete the picture of their
+    /// moment), orphans last (their parent's incident may have just formed). A failure whose
+    /// condition resolved while it waited is placed too, as resolved.
+    fn place_pending(&mut self, mut due: Vec<Pending>) -> Vec<IncidentMessage> {
+        due.sort_by_key(|p| (p.observed.related.is_some(), p.due));
+        let mut out = Vec::new();
+        for p in due {
+            let active = p.observed.symptom.active;
+            let cond = p.observed.symptom.condition_id;
+            out.extend(self.place(p.observed));
+            if !active {
+                if let Some(i) = self.held_with_condition(cond) {
+                    let clock = self.clock;
+                    let h = &mut self.open[i];
+                    if h.observed.iter().all(|x| !x.symptom.active) {
+                        let last = h.observed.iter().map(|x| x.symptom.data_end).max();
+                        h.all_resolved_at = last.max(clock);
+                    }
+                }
             }
         }
         out

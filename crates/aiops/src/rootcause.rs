@@ -90,6 +90,24 @@ pub fn rank(
     let only_shared = core.is_empty();
     if only_shared {
         core = located.clone();
+    } else {
+        // Traffic on a shared dataset that the streams in the incident cannot account for
+        // (its deficit or excess far beyond theirs together) has a cause above all of them:
+        // it must be explained too.
+        let gap = |i: usize| {
+            let s = &symptoms[i].symptom;
+            match (s.check_type.as_str(), s.observed, s.expected) {
+                ("volume", Some(o), Some(e)) => (o - e).abs(),
+                _ => 0.0,
+            }
+        };
+        let streams: f64 = core.iter().map(|&(i, _)| gap(i)).sum();
+        let wide: Vec<(usize, NodeId)> = located
+            .iter()
+            .copied()
+            .filter(|&(i, n)| shared.contains(&n) && gap(i) > 2.0 * streams.max(1.0))
+            .collect();
+        core.extend(wide);
     }
     let core_nodes: HashSet<NodeId> = core.iter().map(|(_, n)| *n).collect();
     // Each candidate with its distance to each core symptom node it reaches.

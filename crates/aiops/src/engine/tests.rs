@@ -498,3 +498,45 @@ fn orphans_point_at_the_late_parent_and_a_reopened_check_stays_in_its_incident()
         .expect("a path to the orphans");
     assert_eq!(to_payments.steps.last().unwrap().edge, "references");
 }
+
+#[test]
+fn a_shared_drop_too_big_for_its_one_stream_is_rooted_above_the_streams() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut orphans = f.event(
+        "payments_reference_orders",
+        "referential",
+        "payments",
+        10,
+        11,
+    );
+    orphans.message = "5 of 5 order_id values have no orders.order_id".into();
+    let events = vec![
+        orphans,
+        f.volume("raw_events", 89.0, 742.0, 10),
+        f.volume("sessions", 10.0, 115.0, 10),
+    ];
+    let msgs = feed(&mut e, &events);
+    let inc = opened(&msgs);
+    assert_eq!(
+        inc.len(),
+        1,
+        "the orphans of missing orders join the traffic drop"
+    );
+    let h = latest(&e, &inc[0].id);
+    assert_eq!(
+        h.root_causes[0].node.name, "raw-events",
+        "{:#?}",
+        h.root_causes
+    );
+    assert_eq!(h.classification.class, IncidentClass::VolumeAnomaly);
+    // One stream that accounts for the shared drop is its own root.
+    let mut e = engine();
+    let events = vec![
+        f.volume("raw_events", 600.0, 742.0, 10),
+        f.volume("sessions", 10.0, 150.0, 10),
+    ];
+    let msgs = feed(&mut e, &events);
+    let h = latest(&e, &opened(&msgs)[0].id);
+    assert_eq!(h.root_causes[0].node.name, "sessions");
+}
