@@ -154,6 +154,8 @@ pub struct Engine {
     settings: Settings,
     topology: Arc<Topology>,
     shared: HashSet<NodeId>,
+    /// Per node: a (non-shared) dataset lies somewhere upstream of it.
+    data_above: Vec<bool>,
     classifier: Classifier,
     remedies: SuccessTable,
     open: Vec<Held>,
@@ -181,6 +183,7 @@ impl Engine {
             settings,
             topology: Arc::new(Topology::default()),
             shared: HashSet::new(),
+            data_above: Vec::new(),
             classifier,
             remedies: SuccessTable::with_priors(),
             open: Vec::new(),
@@ -206,6 +209,7 @@ impl Engine {
             .iter()
             .filter_map(|n| topology.find("dataset", n))
             .collect();
+        self.data_above = topology.data_above(&self.shared);
         let old = std::mem::replace(&mut self.topology, topology);
         if Arc::ptr_eq(&old, &self.topology) {
             return;
@@ -344,26 +348,15 @@ impl Engine {
     /// and its ancestors, shared ones excepted. Empty for sources, ingest and shared datasets.
     fn streams_of(&self, n: NodeId) -> BTreeSet<NodeId> {
         let t = &self.topology;
-        let mut out = BTreeSet::new();
-        let mut cands: Vec<NodeId> = t
-            .ancestors(n, rootcause::MAX_DEPTH)
+        let is_source = |c: NodeId| {
+            t.node(c).kind == "dataset" && !self.shared.contains(&c) && !self.data_above[c]
+        };
+        t.ancestors(n, rootcause::MAX_DEPTH)
             .into_iter()
             .map(|(a, _)| a)
-            .collect();
-        cands.push(n);
-        for c in cands {
-            if t.node(c).kind != "dataset" || self.shared.contains(&c) {
-                continue;
-            }
-            let above = t
-                .ancestors(c, rootcause::MAX_DEPTH)
-                .iter()
-                .any(|(a, _)| t.node(*a).kind == "dataset" && !self.shared.contains(a));
-            if !above {
-                out.insert(c);
-            }
-        }
-        out
+            .chain(std::iter::once(n))
+            .filter(|&c| is_source(c))
+            .collect()
     }
 
     fn is_shared(&self, o: &Observed) -> bool {
@@ -817,7 +810,7 @@ impl Engine {
         let affected: Vec<AffectedAsset> = match scored.first() {
             Some(top) => {
                 let mut a: Vec<AffectedAsset> = t
-                    .reach(top.node, 10)
+                    .reach_capped(top.node, 10, 500)
                     .into_iter()
                     .map(|(n, d)| AffectedAsset {
                         node: node_ref(&t, n),

@@ -140,6 +140,71 @@ impl Topology {
         out
     }
 
+    /// The direct upstream neighbours of `id`.
+    pub fn parents(&self, id: NodeId) -> impl Iterator<Item = NodeId> + '_ {
+        self.up[id].iter().map(|(p, _)| *p)
+    }
+
+    /// Everything downstream of `id` within `max` hops, stopping after `cap` nodes (nearest
+    /// first).
+    pub fn reach_capped(&self, id: NodeId, max: u32, cap: usize) -> Vec<(NodeId, u32)> {
+        let mut seen: HashMap<NodeId, u32> = HashMap::new();
+        seen.insert(id, 0);
+        let mut queue = VecDeque::from([(id, 0u32)]);
+        let mut out = Vec::new();
+        while let Some((n, d)) = queue.pop_front() {
+            if d >= max {
+                continue;
+            }
+            for &(m, _) in &self.down[n] {
+                if seen.contains_key(&m) {
+                    continue;
+                }
+                seen.insert(m, d + 1);
+                out.push((m, d + 1));
+                if out.len() >= cap {
+                    return out;
+                }
+                queue.push_back((m, d + 1));
+            }
+        }
+        out
+    }
+
+    /// For every node: whether a dataset outside `except` lies anywhere upstream of it (one
+    /// pass over the graph; a cycle counts as nothing upstream).
+    pub fn data_above(&self, except: &std::collections::HashSet<NodeId>) -> Vec<bool> {
+        // 0 unknown, 1 on the stack, 2 done.
+        let mut state = vec![0u8; self.nodes.len()];
+        let mut above = vec![false; self.nodes.len()];
+        for start in 0..self.nodes.len() {
+            if state[start] == 2 {
+                continue;
+            }
+            let mut stack = vec![(start, false)];
+            while let Some((n, expanded)) = stack.pop() {
+                if expanded {
+                    above[n] = self.up[n].iter().any(|&(p, _)| {
+                        (self.nodes[p].kind == "dataset" && !except.contains(&p)) || above[p]
+                    });
+                    state[n] = 2;
+                    continue;
+                }
+                if state[n] != 0 {
+                    continue;
+                }
+                state[n] = 1;
+                stack.push((n, true));
+                for &(p, _) in &self.up[n] {
+                    if state[p] == 0 {
+                        stack.push((p, false));
+                    }
+                }
+            }
+        }
+        above
+    }
+
     /// Flow nodes upstream of `id` within `max` hops, each at its shortest distance.
     pub fn ancestors(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
         self.walk(id, max, true, true)
@@ -156,24 +221,26 @@ impl Topology {
     }
 
     /// The shortest directed path `from` → `to` within `max` hops, as edges
-    /// `(src, dst, kind)`; `Some(vec![])` when they are the same node.
+    /// `(src, dst, kind)`; `Some(vec![])` when they are the same node. Searched upstream
+    /// from `to` (lineage fans out more than it fans in), stopping at `from`.
     pub fn path(&self, from: NodeId, to: NodeId, max: u32) -> Option<Vec<(NodeId, NodeId, &str)>> {
         if from == to {
             return Some(Vec::new());
         }
-        let mut prev: HashMap<NodeId, (NodeId, u16)> = HashMap::new();
-        let mut queue = VecDeque::from([(from, 0u32)]);
+        // next[n] = (the node after n on the way to `to`, edge kind).
+        let mut next: HashMap<NodeId, (NodeId, u16)> = HashMap::new();
+        let mut queue = VecDeque::from([(to, 0u32)]);
         let mut found = false;
         'bfs: while let Some((n, d)) = queue.pop_front() {
             if d >= max {
                 continue;
             }
-            for &(m, k) in &self.down[n] {
-                if m == from || prev.contains_key(&m) || !self.is_flow(m) {
+            for &(m, k) in &self.up[n] {
+                if m == to || next.contains_key(&m) || !self.is_flow(m) {
                     continue;
                 }
-                prev.insert(m, (n, k));
-                if m == to {
+                next.insert(m, (n, k));
+                if m == from {
                     found = true;
                     break 'bfs;
                 }
@@ -184,13 +251,12 @@ impl Topology {
             return None;
         }
         let mut steps = Vec::new();
-        let mut at = to;
-        while at != from {
-            let (p, k) = prev[&at];
-            steps.push((p, at, self.edge_kinds[k as usize].as_str()));
-            at = p;
+        let mut at = from;
+        while at != to {
+            let (n, k) = next[&at];
+            steps.push((at, n, self.edge_kinds[k as usize].as_str()));
+            at = n;
         }
-        steps.reverse();
         Some(steps)
     }
 }
