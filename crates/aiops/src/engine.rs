@@ -126,13 +126,25 @@ impl Held {
     }
 }
 
-/// What lies around a failure's node: flow nodes up- and downstream within `max_hops`, and
-/// its source streams.
+/// A failure's node, how far lineage may link it, and its source streams.
 #[derive(Default)]
 struct Near {
-    up: HashMap<NodeId, u32>,
-    down: HashMap<NodeId, u32>,
+    node: Option<NodeId>,
+    max_hops: u32,
     streams: BTreeSet<NodeId>,
+}
+
+impl Near {
+    /// Hops from `x` down to the failure's node (`x` upstream of it). Searches go upstream,
+    /// where lineage fans out least, and stop at the first hit.
+    fn hops_from(&self, t: &Topology, x: NodeId) -> Option<u32> {
+        t.path(x, self.node?, self.max_hops).map(|p| p.len() as u32)
+    }
+
+    /// Hops from the failure's node down to `x`.
+    fn hops_to(&self, t: &Topology, x: NodeId) -> Option<u32> {
+        t.path(self.node?, x, self.max_hops).map(|p| p.len() as u32)
+    }
 }
 
 /// A shared-dataset failure waiting for the stream failures of its moment.
@@ -193,7 +205,7 @@ impl Engine {
             clock: None,
             stats: Stats::default(),
         };
-        e.set_topology(topology);
+        e.replace_topology(topology);
         e
     }
 
@@ -201,8 +213,38 @@ impl Engine {
         &self.settings
     }
 
-    /// Replaces the graph (a new lineage snapshot). Open incidents keep their nodes by key.
-    pub fn set_topology(&mut self, topology: Arc<Topology>) {
+    /// Replaces the graph (a new lineage snapshot): open incidents find their nodes again by
+    /// key (or name, for those the old graph did not know) and are ranked again; returns an
+    /// update for each whose top root cause changed.
+    pub fn set_topology(&mut self, topology: Arc<Topology>) -> Vec<IncidentMessage> {
+        let before: Vec<Option<String>> = self
+            .open
+            .iter()
+            .map(|h| h.incident.root_causes.first().map(|c| c.node.key.clone()))
+            .collect();
+        if !self.replace_topology(topology) {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (i, was) in before.into_iter().enumerate() {
+            self.rebuild(i);
+            let now = self.open[i]
+                .incident
+                .root_causes
+                .first()
+                .map(|c| c.node.key.clone());
+            if now != was {
+                out.push(IncidentMessage::new(
+                    IncidentChange::Updated,
+                    self.open[i].incident.clone(),
+                ));
+            }
+        }
+        out
+    }
+
+    /// Swaps the graph in; false when it is the same one.
+    fn replace_topology(&mut self, topology: Arc<Topology>) -> bool {
         self.shared = self
             .settings
             .shared_datasets
@@ -212,7 +254,7 @@ impl Engine {
         self.data_above = topology.data_above(&self.shared);
         let old = std::mem::replace(&mut self.topology, topology);
         if Arc::ptr_eq(&old, &self.topology) {
-            return;
+            return false;
         }
         // Node ids are the new graph's: resolve every symptom again by key.
         let t = self.topology.clone();
@@ -252,6 +294,7 @@ impl Engine {
             }
             o.related = crate::symptom::related_node(&t, &o.symptom);
         }
+        true
     }
 
     pub fn topology(&self) -> &Arc<Topology> {
@@ -471,6 +514,12 @@ impl Engine {
     /// How strongly `o` belongs with held incident `h` (None: not at all).
     fn relation(&self, o: &Observed, near: &Near, h: &Held) -> Option<f64> {
         let s = &o.symptom;
+        let widest = self.settings.resolve_after.max(self.settings.window);
+        if s.data_start > h.incident.data_end + widest
+            || s.data_end + widest < h.incident.data_start
+        {
+            return None;
+        }
         // The same check on the same node again, while the incident waits to resolve: the
         // same ongoing problem.
         let again = h
@@ -506,13 +555,13 @@ impl Engine {
             for x in &h.nodes {
                 if Some(*x) == o.node {
                     bump(3.0);
-                } else if let Some(d) = near.up.get(x) {
+                } else if let Some(d) = near.hops_from(&self.topology, *x) {
                     if !job_run {
-                        bump(3.0 - 0.1 * f64::from(*d));
+                        bump(3.0 - 0.1 * f64::from(d));
                     }
-                } else if let Some(d) = near.down.get(x) {
+                } else if let Some(d) = near.hops_to(&self.topology, *x) {
                     if !h.job_runs.contains(x) || h.data_nodes.contains(x) {
-                        bump(3.0 - 0.1 * f64::from(*d));
+                        bump(3.0 - 0.1 * f64::from(d));
                     }
                 }
             }
@@ -561,15 +610,11 @@ impl Engine {
     /// Puts a new failure into the incident it belongs with, or opens one.
     fn place(&mut self, o: Observed) -> Vec<IncidentMessage> {
         let near = match o.node {
-            Some(n) => {
-                let t = &self.topology;
-                let hops = self.settings.max_hops;
-                Near {
-                    up: t.ancestors(n, hops).into_iter().collect(),
-                    down: t.descendants(n, hops).into_iter().collect(),
-                    streams: self.streams_of(n),
-                }
-            }
+            Some(n) => Near {
+                node: Some(n),
+                max_hops: self.settings.max_hops,
+                streams: self.streams_of(n),
+            },
             None => Near::default(),
         };
         let mut best: Option<(usize, f64)> = None;

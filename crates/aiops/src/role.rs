@@ -109,7 +109,7 @@ impl AiopsRole {
             lineage,
             llm,
             jobs: Mutex::new(BTreeMap::new()),
-            last_refresh: Mutex::new(Some(Instant::now())),
+            last_refresh: Mutex::new(None),
             dead_letters: Default::default(),
         })
     }
@@ -123,7 +123,8 @@ impl AiopsRole {
             .map_err(Error::Lineage)?;
         let t = Arc::new(Topology::new(snapshot));
         let n = t.len();
-        self.engine.lock().expect("lock").set_topology(t);
+        let updated = self.engine.lock().expect("lock").set_topology(t);
+        self.publish(updated).await;
         Ok(n)
     }
 
@@ -215,7 +216,7 @@ impl AiopsRole {
                 .iter()
                 .any(|ev| crate::symptom::node_of(ev, t).0.is_none())
         };
-        if unknown && self.refresh_due(Duration::from_secs(5)) {
+        if unknown && self.refresh_due(Duration::from_secs(2)) {
             if let Err(e) = self.refresh_topology().await {
                 tracing::warn!(error = %e, "cannot refresh the lineage snapshot");
             }

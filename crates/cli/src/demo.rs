@@ -275,6 +275,9 @@ async fn aiops_section(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The graph as lineage has it now (the role refreshes it on its own every
+    // `aiops.refresh_ms`; the demo is quicker than that).
+    aiops.refresh_topology().await?;
     let incidents = aiops.incidents();
     let mut text = format!(
         "\nAI Ops (heal aiops explain <id>): {} incident(s) from {} failure event(s)\n",

@@ -188,6 +188,26 @@ fn demo_runs_end_to_end_and_matches_the_ground_truth() {
         );
     }
     assert_eq!(v["batch"]["user_funnel"].as_array().unwrap().len(), 3);
+    // AI Ops turned the checks' failures into incidents, each with a grounded root cause, a
+    // class, an explanation and actions; the payments drift is one of them.
+    let incidents = v["aiops"]["incidents"].as_array().unwrap();
+    assert!(!incidents.is_empty(), "{}", v["aiops"]);
+    for i in incidents {
+        assert!(!i["root_causes"].as_array().unwrap().is_empty(), "{i}");
+        assert!(
+            !i["explanation"]["text"].as_str().unwrap().is_empty(),
+            "{i}"
+        );
+        assert!(!i["recommendations"].as_array().unwrap().is_empty(), "{i}");
+    }
+    assert!(
+        incidents
+            .iter()
+            .any(|i| i["classification"]["class"] == "SCHEMA_DRIFT"
+                && i["root_causes"][0]["node"]["name"] == "payments"),
+        "{}",
+        v["aiops"]
+    );
 }
 
 /// `heal batch run|status|runs|backfill` against a server database holding ingested events.

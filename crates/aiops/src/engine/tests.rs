@@ -433,7 +433,9 @@ fn failures_seen_before_lineage_knew_their_nodes_are_placed_once_it_does() {
         e.incidents()[0].root_causes.is_empty(),
         "no graph, no candidate"
     );
-    e.set_topology(Arc::new(Topology::new(platform())));
+    let updated = e.set_topology(Arc::new(Topology::new(platform())));
+    assert_eq!(updated.len(), 1, "ranked again on the new graph");
+    assert_eq!(updated[0].incident.root_causes[0].node.name, "payments");
     let msgs = e.ingest(&f.volume("daily_revenue", 1.0, 40.0, 4));
     assert!(
         opened(&msgs).is_empty(),
