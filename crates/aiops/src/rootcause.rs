@@ -20,6 +20,7 @@ use crate::symptom::Observed;
 use crate::topology::{NodeId, Topology};
 use heal_model::incident::{IncidentClass, NodeRef, PathStep, RootCause, SymptomPath};
 use heal_model::quality::Severity;
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Deepest path followed from a candidate to a symptom.
@@ -111,7 +112,7 @@ pub fn rank(
     }
     let core_nodes: HashSet<NodeId> = core.iter().map(|(_, n)| *n).collect();
     // Each candidate with its distance to each core symptom node it reaches.
-    let mut reach: HashMap<NodeId, HashMap<NodeId, u32>> = HashMap::new();
+    let mut reach: FxHashMap<NodeId, FxHashMap<NodeId, u32>> = FxHashMap::default();
     for &n in &core_nodes {
         reach.entry(n).or_default().insert(n, 0);
         for (a, d) in t.ancestors(n, MAX_DEPTH) {

@@ -5,8 +5,9 @@
 //! for the blast radius.
 
 use futures::future::BoxFuture;
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 /// A node as the lineage API exports it, reduced to what the engine needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +51,8 @@ pub struct Topology {
     by_name: HashMap<String, Vec<NodeId>>,
     down: Vec<Vec<(NodeId, u16)>>,
     up: Vec<Vec<(NodeId, u16)>>,
+    /// Streams, datasets and jobs (what data flows through), by id.
+    flow: Vec<bool>,
     edge_kinds: Vec<String>,
 }
 
@@ -63,11 +66,13 @@ impl Topology {
             let id = t.nodes.len();
             t.index.insert(n.key.clone(), id);
             t.by_name.entry(n.name.clone()).or_default().push(id);
+            t.flow
+                .push(matches!(n.kind.as_str(), "stream" | "dataset" | "job"));
             t.nodes.push(n);
             t.down.push(Vec::new());
             t.up.push(Vec::new());
         }
-        let mut kinds: HashMap<String, u16> = HashMap::new();
+        let mut kinds: HashMap<String, u16> = HashMap::default();
         for e in snapshot.edges {
             let (Some(&s), Some(&d)) = (t.index.get(&e.src), t.index.get(&e.dst)) else {
                 continue;
@@ -112,12 +117,12 @@ impl Topology {
 
     /// True for nodes data flows through (streams, datasets, jobs).
     pub fn is_flow(&self, id: NodeId) -> bool {
-        matches!(self.nodes[id].kind.as_str(), "stream" | "dataset" | "job")
+        self.flow[id]
     }
 
     fn walk(&self, from: NodeId, max: u32, upward: bool, flow_only: bool) -> Vec<(NodeId, u32)> {
         let adj = if upward { &self.up } else { &self.down };
-        let mut seen: HashMap<NodeId, u32> = HashMap::new();
+        let mut seen: HashMap<NodeId, u32> = HashMap::default();
         seen.insert(from, 0);
         let mut queue = VecDeque::from([(from, 0u32)]);
         let mut out = Vec::new();
@@ -148,7 +153,7 @@ impl Topology {
     /// Everything downstream of `id` within `max` hops, stopping after `cap` nodes (nearest
     /// first).
     pub fn reach_capped(&self, id: NodeId, max: u32, cap: usize) -> Vec<(NodeId, u32)> {
-        let mut seen: HashMap<NodeId, u32> = HashMap::new();
+        let mut seen: HashMap<NodeId, u32> = HashMap::default();
         seen.insert(id, 0);
         let mut queue = VecDeque::from([(id, 0u32)]);
         let mut out = Vec::new();
@@ -228,7 +233,7 @@ impl Topology {
             return Some(Vec::new());
         }
         // next[n] = (the node after n on the way to `to`, edge kind).
-        let mut next: HashMap<NodeId, (NodeId, u16)> = HashMap::new();
+        let mut next: HashMap<NodeId, (NodeId, u16)> = HashMap::default();
         let mut queue = VecDeque::from([(to, 0u32)]);
         let mut found = false;
         'bfs: while let Some((n, d)) = queue.pop_front() {
