@@ -103,6 +103,23 @@ struct Held {
 }
 
 impl Held {
+    /// An incident with no failure in it yet.
+    fn new(incident: Incident) -> Held {
+        Held {
+            incident,
+            observed: Vec::new(),
+            nodes: HashSet::new(),
+            job_runs: HashSet::new(),
+            data_nodes: HashSet::new(),
+            streams: BTreeSet::new(),
+            related: HashSet::new(),
+            families: BTreeSet::new(),
+            conditions: HashMap::new(),
+            all_resolved_at: None,
+            only_shared: true,
+        }
+    }
+
     /// Takes in a failure (`streams`: its node's source streams).
     fn absorb(&mut self, o: Observed, streams: &BTreeSet<NodeId>, shared: bool) {
         let fam = family(&o);
@@ -366,19 +383,7 @@ impl Engine {
                 features: incident.classification.features.iter().cloned().collect(),
             })
             .collect();
-        let mut h = Held {
-            incident,
-            observed: Vec::new(),
-            nodes: HashSet::new(),
-            job_runs: HashSet::new(),
-            data_nodes: HashSet::new(),
-            streams: BTreeSet::new(),
-            related: HashSet::new(),
-            families: BTreeSet::new(),
-            conditions: HashMap::new(),
-            all_resolved_at: None,
-            only_shared: true,
-        };
+        let mut h = Held::new(incident);
         for o in observed {
             let streams = o.node.map(|n| self.streams_of(n)).unwrap_or_default();
             let shared = self.is_shared(&o);
@@ -679,19 +684,7 @@ impl Engine {
             failure_events: 1,
         };
         let shared = self.is_shared(&o);
-        let mut h = Held {
-            incident,
-            observed: Vec::new(),
-            nodes: HashSet::new(),
-            job_runs: HashSet::new(),
-            data_nodes: HashSet::new(),
-            streams: BTreeSet::new(),
-            related: HashSet::new(),
-            families: BTreeSet::new(),
-            conditions: HashMap::new(),
-            all_resolved_at: None,
-            only_shared: true,
-        };
+        let mut h = Held::new(incident);
         h.absorb(o, &streams, shared);
         self.open.push(h);
         let i = self.open.len() - 1;

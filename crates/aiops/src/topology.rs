@@ -120,7 +120,14 @@ impl Topology {
         self.flow[id]
     }
 
-    fn walk(&self, from: NodeId, max: u32, upward: bool, flow_only: bool) -> Vec<(NodeId, u32)> {
+    fn walk(
+        &self,
+        from: NodeId,
+        max: u32,
+        upward: bool,
+        flow_only: bool,
+        cap: usize,
+    ) -> Vec<(NodeId, u32)> {
         let adj = if upward { &self.up } else { &self.down };
         let mut seen: HashMap<NodeId, u32> = HashMap::default();
         seen.insert(from, 0);
@@ -139,6 +146,9 @@ impl Topology {
                 }
                 seen.insert(m, d + 1);
                 out.push((m, d + 1));
+                if out.len() >= cap {
+                    return out;
+                }
                 queue.push_back((m, d + 1));
             }
         }
@@ -153,27 +163,7 @@ impl Topology {
     /// Everything downstream of `id` within `max` hops, stopping after `cap` nodes (nearest
     /// first).
     pub fn reach_capped(&self, id: NodeId, max: u32, cap: usize) -> Vec<(NodeId, u32)> {
-        let mut seen: HashMap<NodeId, u32> = HashMap::default();
-        seen.insert(id, 0);
-        let mut queue = VecDeque::from([(id, 0u32)]);
-        let mut out = Vec::new();
-        while let Some((n, d)) = queue.pop_front() {
-            if d >= max {
-                continue;
-            }
-            for &(m, _) in &self.down[n] {
-                if seen.contains_key(&m) {
-                    continue;
-                }
-                seen.insert(m, d + 1);
-                out.push((m, d + 1));
-                if out.len() >= cap {
-                    return out;
-                }
-                queue.push_back((m, d + 1));
-            }
-        }
-        out
+        self.walk(id, max, false, false, cap)
     }
 
     /// For every node: whether a dataset outside `except` lies anywhere upstream of it (one
@@ -212,17 +202,17 @@ impl Topology {
 
     /// Flow nodes upstream of `id` within `max` hops, each at its shortest distance.
     pub fn ancestors(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
-        self.walk(id, max, true, true)
+        self.walk(id, max, true, true, usize::MAX)
     }
 
     /// Flow nodes downstream of `id` within `max` hops.
     pub fn descendants(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
-        self.walk(id, max, false, true)
+        self.walk(id, max, false, true, usize::MAX)
     }
 
     /// Everything downstream of `id` (checks and KPIs included): the blast radius.
     pub fn reach(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
-        self.walk(id, max, false, false)
+        self.walk(id, max, false, false, usize::MAX)
     }
 
     /// The shortest directed path `from` → `to` within `max` hops, as edges
