@@ -432,7 +432,12 @@ impl Engine {
         self.stats.failure_events += 1;
         let o = observe(e, &self.topology);
         let mut out = Vec::new();
-        let data_end = o.symptom.data_end;
+        // Only a failure moves the data clock: a resolution may carry no data time of its own
+        // (an incremental check that saw nothing), and then its span is wall-clock time.
+        let data_end = match e.change {
+            ConditionChange::Resolved => self.clock.unwrap_or(o.symptom.data_start),
+            _ => o.symptom.data_end,
+        };
         match e.change {
             ConditionChange::Resolved => out.extend(self.resolve_condition(&o)),
             ConditionChange::Opened | ConditionChange::Escalated => {
@@ -492,7 +497,6 @@ impl Engine {
                 .map(|x| x.symptom.data_end)
                 .max()
                 .unwrap_or(o.symptom.data_end)
-                .max(o.symptom.data_start)
                 .max(self.clock.unwrap_or(o.symptom.data_end));
             h.all_resolved_at = Some(last);
         }

@@ -671,8 +671,16 @@ async fn fold(
                 first_seen: first,
                 last_seen: last,
                 occurrences: n,
-                data_start: Some(o.data_span.map_or(o.window_start, |s| s.0)),
-                data_end: Some(o.data_span.map_or(o.window_end, |s| s.1)),
+                // Incremental checks' windows are wall-clock time: without refused events
+                // to date them (a resolution, say) their data time is unknown.
+                data_start: o
+                    .data_span
+                    .map(|s| s.0)
+                    .or((!check.kind.incremental()).then_some(o.window_start)),
+                data_end: o
+                    .data_span
+                    .map(|s| s.1)
+                    .or((!check.kind.incremental()).then_some(o.window_end)),
                 detail: o.detail.clone(),
             }
         };

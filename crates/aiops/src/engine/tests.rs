@@ -542,3 +542,30 @@ fn a_shared_drop_too_big_for_its_one_stream_is_rooted_above_the_streams() {
     let h = latest(&e, &opened(&msgs)[0].id);
     assert_eq!(h.root_causes[0].node.name, "sessions");
 }
+
+#[test]
+fn a_resolution_dated_in_wall_time_neither_moves_the_clock_nor_delays_the_close() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let first = f.refused("product_views", "malformed_json", 20, 8, 10);
+    let mut resolved = first.clone();
+    resolved.change = ConditionChange::Resolved;
+    // An incremental check that saw nothing: no data time, a wall-clock window.
+    resolved.data_start = None;
+    resolved.data_end = None;
+    resolved.window_start = Utc::now();
+    resolved.window_end = Utc::now();
+    let mut msgs = e.ingest(&first);
+    msgs.extend(e.ingest(&resolved));
+    assert_eq!(e.open_count(), 1, "the wall clock did not close it");
+    msgs.extend(e.advance(at(17)));
+    assert_eq!(
+        e.open_count(),
+        0,
+        "closed after the quiet period in data time"
+    );
+    let closed = e.incidents()[0].id.clone();
+    let again = f.refused("product_views", "malformed_json", 20, 32, 34);
+    let msgs = e.ingest(&again);
+    assert_eq!(opened(&msgs)[0].previous.as_deref(), Some(closed.as_str()));
+}
