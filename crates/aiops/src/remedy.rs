@@ -123,7 +123,7 @@ pub fn recommend(e: &Evidence<'_>, table: &SuccessTable) -> Vec<Recommendation> 
                 reason: why.to_string(),
             },
             format!(
-                "the owner of {} {} can fix the producer side",
+                "tells the owner of {} {} what broke and since when",
                 e.root_kind, e.root_name
             ),
         )
