@@ -357,13 +357,10 @@ impl Engine {
     /// Takes back an incident the store kept (at start), so its conditions keep updating it.
     pub fn restore(&mut self, incident: Incident) {
         if incident.status == IncidentStatus::Resolved {
-            if let Some(at) = incident.resolved_at {
+            if incident.resolved_at.is_some() {
                 self.last_resolved.insert(
                     incident.fingerprint.clone(),
-                    (
-                        incident.id.clone(),
-                        incident.data_end.max(at.min(incident.data_end)),
-                    ),
+                    (incident.id.clone(), incident.data_end),
                 );
             }
             self.resolved.push_back(incident);

@@ -160,8 +160,8 @@ impl Topology {
         self.up[id].iter().map(|(p, _)| *p)
     }
 
-    /// Everything downstream of `id` within `max` hops, stopping after `cap` nodes (nearest
-    /// first).
+    /// Everything downstream of `id` (checks and KPIs included: the blast radius) within
+    /// `max` hops, stopping after `cap` nodes (nearest first).
     pub fn reach_capped(&self, id: NodeId, max: u32, cap: usize) -> Vec<(NodeId, u32)> {
         self.walk(id, max, false, false, cap)
     }
@@ -210,11 +210,6 @@ impl Topology {
         self.walk(id, max, false, true, usize::MAX)
     }
 
-    /// Everything downstream of `id` (checks and KPIs included): the blast radius.
-    pub fn reach(&self, id: NodeId, max: u32) -> Vec<(NodeId, u32)> {
-        self.walk(id, max, false, false, usize::MAX)
-    }
-
     /// The shortest directed path `from` → `to` within `max` hops, as edges
     /// `(src, dst, kind)`; `Some(vec![])` when they are the same node. Searched upstream
     /// from `to` (lineage fans out more than it fans in), stopping at `from`.
@@ -260,6 +255,18 @@ impl Topology {
 pub(crate) mod tests {
     use super::*;
 
+    /// The tables ingest writes (besides the quarantine).
+    const RAW: [&str; 8] = [
+        "raw_events",
+        "users",
+        "sessions",
+        "product_views",
+        "cart_items",
+        "orders",
+        "payments",
+        "refunds",
+    ];
+
     /// The platform's shape in small: the generator produces `raw-events`, ingest reads it
     /// and writes raw tables and the quarantine, staging and analytics jobs below, a check and
     /// a KPI.
@@ -279,16 +286,7 @@ pub(crate) mod tests {
         node("job", "generator", None);
         node("stream", "raw-events", Some("source"));
         node("job", "ingest", None);
-        for t in [
-            "raw_events",
-            "users",
-            "sessions",
-            "product_views",
-            "cart_items",
-            "orders",
-            "payments",
-            "refunds",
-        ] {
+        for t in RAW {
             node("dataset", t, Some("raw"));
         }
         node("dataset", "quarantine", Some("quarantine"));
@@ -311,17 +309,7 @@ pub(crate) mod tests {
         };
         edge("job:generator", "stream:raw-events", "produces");
         edge("stream:raw-events", "job:ingest", "reads");
-        for t in [
-            "raw_events",
-            "users",
-            "sessions",
-            "product_views",
-            "cart_items",
-            "orders",
-            "payments",
-            "refunds",
-            "quarantine",
-        ] {
+        for t in RAW.iter().chain(&["quarantine"]) {
             edge("job:ingest", &format!("dataset:{t}"), "writes");
         }
         for (raw, stg) in [
@@ -378,7 +366,7 @@ pub(crate) mod tests {
             .collect();
         assert_eq!(up, ["ingest", "raw-events"]);
         let blast: Vec<&str> = t
-            .reach(payments, 10)
+            .reach_capped(payments, 10, usize::MAX)
             .iter()
             .map(|(n, _)| t.node(*n).kind.as_str())
             .collect();

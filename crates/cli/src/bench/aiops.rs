@@ -208,6 +208,24 @@ fn cascade(
     out
 }
 
+impl Phase {
+    /// A phase's figures from its per-event latencies (µs) and wall time.
+    fn new(name: &'static str, lat: Vec<u64>, wall_s: f64, incidents_opened: u64) -> Phase {
+        let events = lat.len();
+        let (p50_us, p95_us, max_us) = percentiles(lat);
+        Phase {
+            name,
+            events,
+            wall_s,
+            events_per_s: events as f64 / wall_s,
+            p50_us,
+            p95_us,
+            max_us,
+            incidents_opened,
+        }
+    }
+}
+
 fn percentiles(mut v: Vec<u64>) -> (u64, u64, u64) {
     v.sort_unstable();
     if v.is_empty() {
@@ -296,18 +314,8 @@ pub async fn run(args: AiopsBenchArgs) -> anyhow::Result<ExitCode> {
             }
             lat.push(t.elapsed().as_micros() as u64);
         }
-        let wall = began.elapsed().as_secs_f64();
-        let (p50, p95, max) = percentiles(lat);
-        phases.push(Phase {
-            name,
-            events: measured.len(),
-            wall_s: wall,
-            events_per_s: measured.len() as f64 / wall,
-            p50_us: p50,
-            p95_us: p95,
-            max_us: max,
-            incidents_opened: e.stats().incidents_opened - opened_before,
-        });
+        let opened = e.stats().incidents_opened - opened_before;
+        phases.push(Phase::new(name, lat, began.elapsed().as_secs_f64(), opened));
     }
     // The reference: the seed's engine groups by (table, check type) in a map and raises at
     // three failures, no lineage.
@@ -328,18 +336,12 @@ pub async fn run(args: AiopsBenchArgs) -> anyhow::Result<ExitCode> {
             }
             lat.push(t.elapsed().as_micros() as u64);
         }
-        let wall = began.elapsed().as_secs_f64();
-        let (p50, p95, max) = percentiles(lat);
-        phases.push(Phase {
-            name: "reference: seed-style grouping (no lineage)",
-            events: measured.len(),
-            wall_s: wall,
-            events_per_s: measured.len() as f64 / wall,
-            p50_us: p50,
-            p95_us: p95,
-            max_us: max,
-            incidents_opened: raised,
-        });
+        phases.push(Phase::new(
+            "reference: seed-style grouping (no lineage)",
+            lat,
+            began.elapsed().as_secs_f64(),
+            raised,
+        ));
     }
     let report = serde_json::json!({
         "graph": { "nodes": n_nodes, "edges": n_edges, "build_s": build_s },
