@@ -38,6 +38,7 @@ fn rules() -> Vec<(&'static str, Vec<IncidentClass>, f64)> {
         one("reason:missing_field", C::MissingFields),
         one("reason:null_field", C::MissingFields),
         one("reason:storage_rejected", C::Infrastructure),
+        one("reason:storage_unavailable", C::Infrastructure),
         one("check:uniqueness", C::DuplicateEvents),
         one("column:is_late", C::LateData),
         one("check:volume", C::VolumeAnomaly),

@@ -75,7 +75,7 @@ fn family(o: &Observed) -> &'static str {
         "volume" | "freshness" => "traffic",
         "schema" => "refusals",
         "pipeline" if o.features.contains("pipeline:quarantine_rate") => "refusals",
-        "pipeline" => "jobs",
+        "pipeline" | crate::symptom::INFRASTRUCTURE => "jobs",
         "validity" if o.features.iter().any(|f| f.starts_with("reason:")) => "refusals",
         "uniqueness" => "duplicates",
         "distribution" => "values",
@@ -562,7 +562,11 @@ impl Engine {
                 if Some(*x) == o.node {
                     bump(3.0);
                 } else if let Some(d) = near.hops_from(&self.topology, *x) {
-                    if !job_run {
+                    // A stopped job or store holds data back; it never makes producers send
+                    // refused or repeated events.
+                    let stopped = h.job_runs.contains(x) && !h.data_nodes.contains(x);
+                    let caused = !stopped || !matches!(fam, "refusals" | "duplicates");
+                    if !job_run && caused {
                         bump(3.0 - 0.1 * f64::from(d));
                     }
                 } else if let Some(d) = near.hops_to(&self.topology, *x) {

@@ -195,7 +195,6 @@ impl AiopsRole {
 
     /// Reads a batch of failure-event messages; returns the incident messages published.
     pub async fn on_failures(&self, batch: &[Message]) -> usize {
-        let started = Instant::now();
         let mut events = Vec::new();
         for msg in batch {
             match serde_json::from_slice::<FailureEvent>(&msg.payload) {
@@ -206,6 +205,12 @@ impl AiopsRole {
                 }
             }
         }
+        self.decide(events).await
+    }
+
+    /// Folds failure events into incidents; returns the incident messages published.
+    pub async fn decide(&self, mut events: Vec<FailureEvent>) -> usize {
+        let started = Instant::now();
         if events.is_empty() {
             return 0;
         }
@@ -264,11 +269,15 @@ impl AiopsRole {
         self.publish(msgs).await;
     }
 
-    /// Reads a batch of pipeline events (the newest state per job).
-    pub async fn on_pipeline(&self, batch: &[Message]) {
+    /// Reads a batch of pipeline events (the newest state per job); the platform's own
+    /// failures among them (a store outage) go to the engine as failures. Returns the
+    /// incident messages published.
+    pub async fn on_pipeline(&self, batch: &[Message]) -> usize {
+        let mut failures = Vec::new();
         for msg in batch {
             match serde_json::from_slice::<PipelineEvent>(&msg.payload) {
                 Ok(e) => {
+                    failures.extend(crate::symptom::from_pipeline(&e));
                     self.jobs.lock().expect("lock").insert(
                         e.job.clone(),
                         JobState {
@@ -285,6 +294,7 @@ impl AiopsRole {
                 }
             }
         }
+        self.decide(failures).await
     }
 
     async fn dead_letter(&self, msg: &Message, reason: &str) {

@@ -3,8 +3,9 @@
 
 use crate::topology::{NodeId, Topology};
 use heal_model::incident::{NodeRef, Symptom};
-use heal_model::quality::FailureEvent;
-use serde_json::Value;
+use heal_model::pipeline::{PipelineEvent, PipelineStatus};
+use heal_model::quality::{ConditionChange, FailureEvent, Severity, FAILURE_EVENT_SCHEMA};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A symptom with what the engine derived from it.
@@ -19,9 +20,12 @@ pub struct Observed {
     pub features: BTreeSet<String>,
 }
 
-/// The node a failure event is about: the job for a job's pipeline health, else the dataset.
+/// The node a failure event is about: the job for a job's pipeline health or a platform
+/// failure under a job, else the dataset.
 pub fn node_of(e: &FailureEvent, topology: &Topology) -> (Option<NodeId>, NodeRef) {
-    let (kind, name) = if e.check_type == "pipeline" && e.subject != "ingest" {
+    let (kind, name) = if (e.check_type == "pipeline" && e.subject != "ingest")
+        || e.check_type == INFRASTRUCTURE
+    {
         ("job", e.subject.as_str())
     } else {
         ("dataset", e.dataset.as_str())
@@ -48,6 +52,72 @@ pub fn node_of(e: &FailureEvent, topology: &Topology) -> (Option<NodeId>, NodeRe
             },
         ),
     }
+}
+
+/// The check type of failures the platform itself reports (a store that cannot take writes).
+pub const INFRASTRUCTURE: &str = "infrastructure";
+
+/// A pipeline event reporting the platform failing under a job (the ingest role's store
+/// outage) as the failure event the engine reads: opened when it fails, resolved when it
+/// recovers, one condition per outage. None for every other pipeline event (a job's own
+/// outcome reaches the engine through the quality role's pipeline checks).
+pub fn from_pipeline(e: &PipelineEvent) -> Option<FailureEvent> {
+    if !e.is_infrastructure() {
+        return None;
+    }
+    let change = match e.status {
+        PipelineStatus::Failed => ConditionChange::Opened,
+        PipelineStatus::Succeeded => ConditionChange::Resolved,
+        _ => return None,
+    };
+    let reason = e.reason.clone().unwrap_or_default();
+    let day = e
+        .partition
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight exists")
+        .and_utc();
+    let start = e.data_start.unwrap_or(day);
+    let end = e.data_end.unwrap_or(start).max(start);
+    // One condition per outage, apart from the quality role's (positive) ids.
+    let condition_id = -((e.run_id.as_u128() as i64) & i64::MAX).max(1);
+    let attempts = e.attempt.max(1) as i64;
+    Some(FailureEvent {
+        schema: FAILURE_EVENT_SCHEMA.to_string(),
+        event_id: e.event_id.to_string(),
+        emitted_at: e.occurred_at,
+        change,
+        condition_id,
+        check: format!("{}_{reason}", e.job),
+        check_type: INFRASTRUCTURE.to_string(),
+        dataset: String::new(),
+        column: None,
+        subject: e.job.clone(),
+        severity: Severity::Critical,
+        observed: Some(attempts as f64),
+        expected: Some(0.0),
+        lower: None,
+        upper: None,
+        threshold: "writes succeed".to_string(),
+        window_start: start,
+        window_end: end,
+        partition: Some(e.partition),
+        run_id: Some(e.run_id.to_string()),
+        message: e
+            .error
+            .clone()
+            .unwrap_or_else(|| format!("{} reports {reason}", e.job)),
+        sample: Vec::new(),
+        first_seen: e.occurred_at,
+        last_seen: e.occurred_at,
+        occurrences: attempts,
+        data_start: Some(start),
+        data_end: Some(end),
+        detail: json!({
+            "infrastructure": "database",
+            "by_reason": { reason: attempts },
+            "outage_ms": e.duration_ms,
+        }),
+    })
 }
 
 /// The dataset a referential symptom points into, in `topology`.
@@ -146,7 +216,7 @@ pub fn features(
             if derived { "derived" } else { "raw" }
         ));
     }
-    if let Some(kind) = e.detail.get("infrastructure").and_then(Value::as_str) {
+    if let Some(kind) = e.detail.get(INFRASTRUCTURE).and_then(Value::as_str) {
         f.insert(format!("infrastructure:{kind}"));
     }
     f

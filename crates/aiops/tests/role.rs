@@ -374,3 +374,58 @@ async fn a_failing_language_model_is_an_error_not_a_hang() {
     };
     assert!(llm.rewrite(&e).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_on_pipeline_events_opens_a_stored_infrastructure_incident() {
+    use heal_model::pipeline::{PipelineEvent, PipelineStatus, STORAGE_UNAVAILABLE};
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        let role = AiopsRole::new(
+            t.pool().clone(),
+            None,
+            "incidents",
+            Arc::new(Fixed),
+            Settings::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        // A job's own outcome only updates the job state.
+        let job = PipelineEvent::new(
+            "stg_payments",
+            day,
+            uuid::Uuid::new_v4(),
+            PipelineStatus::Failed,
+        );
+        let mut down =
+            PipelineEvent::new("ingest", day, uuid::Uuid::new_v4(), PipelineStatus::Failed);
+        down.reason = Some(STORAGE_UNAVAILABLE.into());
+        down.attempt = 3;
+        down.data_start = Some("2026-03-02T10:00:00Z".parse().unwrap());
+        down.data_end = Some("2026-03-02T10:05:00Z".parse().unwrap());
+        down.error = Some("the database cannot take writes (3 attempts): read-only".into());
+        let published = role
+            .on_pipeline(&[
+                message("pipeline-events", 1, serde_json::to_vec(&job).unwrap()),
+                message("pipeline-events", 2, serde_json::to_vec(&down).unwrap()),
+            ])
+            .await;
+        assert_eq!(published, 1, "{backend}");
+        assert!(role.jobs().contains_key("stg_payments"));
+        let held = role.incidents();
+        assert_eq!(held.len(), 1, "{backend}");
+        let stored = heal_aiops::role::load(t.pool(), &held[0].id)
+            .await
+            .unwrap()
+            .expect("stored");
+        assert_eq!(stored.classification.class, IncidentClass::Infrastructure);
+        assert_eq!(stored.root_causes[0].node.key, "job:ingest");
+        assert!(
+            stored.explanation.text.contains("read-only"),
+            "{}",
+            stored.explanation.text
+        );
+        t.finish().await;
+    }
+}

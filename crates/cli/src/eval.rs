@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use heal_aiops::{Engine, Topology};
 use heal_generator::{Generator, InjectionRecord, Scenario};
+use heal_ingest::outage::{span_of, OutageTracker};
 use heal_ingest::{Incoming, Ingestor, Settings, Source};
 use heal_model::incident::{Incident, IncidentChange, IncidentClass};
 use heal_model::EventKind;
@@ -344,6 +345,16 @@ async fn run_scenario(
     let mut generator = Generator::new(s);
     let expected = generator.expected_events();
     let mut produced = generator.by_ref().peekable();
+    // Outages the harness makes happen: the store refuses writes for their windows.
+    let outages: Vec<(DateTime<Utc>, DateTime<Utc>)> = truth
+        .iter()
+        .filter(|r| r.kind.is_outage())
+        .map(|r| (r.window_start, r.window_end))
+        .collect();
+    let mut down = false;
+    let mut tracker = OutageTracker::default();
+    // Events sent but not yet stored (what waits in the topic while the store is down).
+    let mut held: Vec<Incoming> = Vec::new();
     let mut offset = 0i64;
     let mut clock = s.start;
     let mut opened_at: HashMap<String, (DateTime<Utc>, Instant)> = HashMap::new();
@@ -351,47 +362,97 @@ async fn run_scenario(
     let mut decision_us = Vec::new();
     let mut failure_events = 0u64;
     let progress = (!quiet).then(|| crate::output::progress("replay", expected));
-    while produced.peek().is_some() {
+    let mut decide =
+        |engine: &mut Engine,
+         failures: &[heal_model::quality::FailureEvent],
+         at: DateTime<Utc>,
+         opened_at: &mut HashMap<String, (DateTime<Utc>, Instant)>| {
+            for f in failures {
+                let t = Instant::now();
+                let msgs = engine.ingest(f);
+                decision_us.push(t.elapsed().as_micros() as u64);
+                note_opened(&msgs, opened_at, at);
+            }
+            failures.len() as u64
+        };
+    while produced.peek().is_some() || !held.is_empty() {
         let until = clock + step;
         let round_wall = Instant::now();
-        let mut chunk = Vec::new();
-        while let Some(e) = produced.next_if(|e| e.produced_at < until) {
-            chunk.push(Incoming {
-                partition: Some(0),
-                offset: Some(offset),
-                payload: e.payload,
-                produced_at: Some(e.produced_at),
-            });
-            offset += 1;
-            if chunk.len() == 5000 {
-                ingestor.ingest(&source, std::mem::take(&mut chunk)).await?;
+        round_started.push((clock, until, round_wall));
+        // The round in segments cut where an outage starts or ends.
+        let mut cuts: Vec<DateTime<Utc>> = outages
+            .iter()
+            .flat_map(|&(a, b)| [a, b])
+            .filter(|t| clock < *t && *t < until)
+            .collect();
+        cuts.push(until);
+        cuts.sort();
+        let mut from = clock;
+        for cut in cuts {
+            let outage = outages.iter().any(|&(a, b)| a <= from && from < b);
+            if outage != down {
+                heal_store::outage::refuse_writes(pool, outage)
+                    .await
+                    .context("switching the store for an outage")?;
+                down = outage;
             }
+            while let Some(e) = produced.next_if(|e| e.produced_at < cut) {
+                held.push(Incoming {
+                    partition: Some(0),
+                    offset: Some(offset),
+                    payload: e.payload,
+                    produced_at: Some(e.produced_at),
+                });
+                offset += 1;
+            }
+            // What the consumer does: write, and report the store when it cannot.
+            let mut reports = Vec::new();
+            if down {
+                for _ in 0..heal_ingest::outage::REPORT_AFTER {
+                    let span = span_of(&held);
+                    match ingestor.ingest(&source, held.clone()).await {
+                        Ok(_) => anyhow::bail!("the store took writes during an outage"),
+                        Err(e) => reports.extend(tracker.failed(&e, span)),
+                    }
+                }
+            } else {
+                for chunk in std::mem::take(&mut held).chunks(5000) {
+                    ingestor.ingest(&source, chunk.to_vec()).await?;
+                    reports.extend(tracker.succeeded());
+                }
+            }
+            let failures: Vec<_> = reports
+                .iter()
+                .filter_map(heal_aiops::symptom::from_pipeline)
+                .collect();
+            // The consumer reports within seconds of its first failed write.
+            let at = if down { from } else { cut };
+            failure_events += decide(&mut engine, &failures, at, &mut opened_at);
+            from = cut;
         }
-        ingestor.ingest(&source, chunk).await?;
         if let Some(p) = &progress {
             p.set_position(offset as u64);
         }
-        round_started.push((clock, until, round_wall));
-        batch
-            .run(
-                &[],
-                heal_batch::Trigger::Schedule,
-                heal_batch::Selection::default(),
-            )
-            .await?;
-        let report = quality.run_cycle(None).await?;
-        let mut failures = report.events;
-        failures.sort_by_key(|e| e.data_span().0);
-        failure_events += failures.len() as u64;
-        for f in &failures {
-            let t = Instant::now();
-            let msgs = engine.ingest(f);
-            decision_us.push(t.elapsed().as_micros() as u64);
-            note_opened(&msgs, &mut opened_at, until);
+        // Jobs and checks cannot run on a store that is down; they catch up after it.
+        if !down {
+            batch
+                .run(
+                    &[],
+                    heal_batch::Trigger::Schedule,
+                    heal_batch::Selection::default(),
+                )
+                .await?;
+            let report = quality.run_cycle(None).await?;
+            let mut failures = report.events;
+            failures.sort_by_key(|e| e.data_span().0);
+            failure_events += decide(&mut engine, &failures, until, &mut opened_at);
         }
         let msgs = engine.advance(until);
         note_opened(&msgs, &mut opened_at, until);
         clock = until;
+    }
+    if down {
+        heal_store::outage::refuse_writes(pool, false).await?;
     }
     let msgs = engine.flush();
     note_opened(&msgs, &mut opened_at, clock);

@@ -96,3 +96,35 @@ fn eval_scores_a_fault_and_a_clean_run() {
     assert!(err.contains("bad.toml"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn eval_makes_a_database_outage_happen_and_finds_its_cause() {
+    let Some(admin) = heal_testkit::server_url() else {
+        eprintln!("skipped: HEAL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let o = heal(
+        &admin,
+        &[
+            "eval",
+            "--scenarios",
+            "../../scenarios/database_outage.toml",
+            "--warmup-days",
+            "1",
+            "--events-per-day",
+            "6000",
+            "--output",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    let f = &v["scenarios"][0]["faults"][0];
+    assert_eq!(f["kind"], "database_outage", "{v}");
+    assert_eq!(f["truth_node"], "job:ingest", "{v}");
+    assert_eq!(f["detected"], true, "{v}");
+    assert_eq!(f["predicted_class"], "INFRASTRUCTURE", "{v}");
+    assert_eq!(f["exact_rank"], 1, "{v}");
+    assert_eq!(v["scenarios"][0]["false_incidents"], 0, "{v}");
+    assert!(f["ttd_data_hours"].as_f64().unwrap() < 1.0, "{f}");
+}

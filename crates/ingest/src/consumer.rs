@@ -1,12 +1,15 @@
 //! The topic consumer loop: resume from the offsets stored in PostgreSQL, ingest in batches
 //! bounded by size and time, and on failure rewind to the stored offsets and retry, so that
-//! nothing acknowledged is lost and nothing is written twice.
+//! nothing acknowledged is lost and nothing is written twice. A store that stays unavailable
+//! is reported on `pipeline-events` (see [`crate::outage`]).
 
+use crate::outage::{span_of, OutageTracker};
 use crate::positions::{Positions, Verdict};
 use crate::write::stored_offsets;
 use crate::{Incoming, Ingestor, Source};
 use chrono::{DateTime, Utc};
-use heal_bus::Consumer;
+use heal_bus::{Bus, Consumer, Record};
+use heal_model::pipeline::PipelineEvent;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,10 +34,13 @@ pub struct ConsumerStats {
 }
 
 /// Consumes `topic` as `group` until `shutdown` turns true. The batch in flight when shutdown
-/// is asked for is finished first.
+/// is asked for is finished first. Outages of the store are published on `pipeline-events`
+/// through `events` when given.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_consumer(
     ingestor: Arc<Ingestor>,
     mut consumer: Consumer,
+    events: Option<Bus>,
     group: String,
     topic: String,
     stats: Arc<ConsumerStats>,
@@ -50,6 +56,7 @@ pub async fn run_consumer(
     let mut positions = Positions::new(&stored);
     let mut backoff = Duration::from_millis(100);
     let mut next_end_check = Instant::now() + END_CHECK;
+    let mut outage = OutageTracker::default();
     loop {
         if *shutdown.borrow() {
             break;
@@ -59,7 +66,17 @@ pub async fn run_consumer(
             _ = shutdown.changed() => break,
         };
         if consumer.assignment_changed() {
-            stored = stored_offsets(ingestor.pool(), &group, &topic).await?;
+            // The store may be down right now: wait for it rather than give up the role.
+            stored = loop {
+                match stored_offsets(ingestor.pool(), &group, &topic).await {
+                    Ok(s) => break s,
+                    Err(e) if *shutdown.borrow() => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the stored offsets; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            };
             positions = Positions::new(&stored);
             for (p, o) in &stored {
                 // Kafka may not have this partition assigned; the checks below still apply.
@@ -152,9 +169,14 @@ pub async fn run_consumer(
             *e = (*e).max(o + 1);
         }
         let count = items.len() as u64;
+        let span = span_of(&items);
         match ingestor.ingest(&source, items).await {
             Ok(outcome) => {
                 backoff = Duration::from_millis(100);
+                if let Some(ended) = outage.succeeded() {
+                    tracing::info!("the store takes writes again; reporting the end of the outage");
+                    publish(events.as_ref(), &ended).await;
+                }
                 stats.messages.fetch_add(count, Ordering::Relaxed);
                 stats
                     .inserted
@@ -177,6 +199,13 @@ pub async fn run_consumer(
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("heal_ingest_batch_errors_total").increment(1);
                 tracing::error!(error = %e, events = count, "batch not stored; rewinding to stored offsets");
+                if let Some(report) = outage.failed(&e, span) {
+                    tracing::error!(
+                        attempts = report.attempt,
+                        "the store cannot take writes; reporting an outage"
+                    );
+                    publish(events.as_ref(), &report).await;
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 stored = stored_offsets(ingestor.pool(), &group, &topic)
@@ -194,4 +223,20 @@ pub async fn run_consumer(
     }
     tracing::info!(%topic, %group, "consumer stopped");
     Ok(())
+}
+
+/// Publishes a pipeline event about the store (never blocks on a full in-process topic).
+async fn publish(bus: Option<&Bus>, event: &PipelineEvent) {
+    let Some(bus) = bus else { return };
+    let record = Record {
+        key: event.job.as_bytes().to_vec(),
+        payload: serde_json::to_vec(event).expect("pipeline events serialize"),
+        timestamp_ms: Utc::now().timestamp_millis(),
+    };
+    if let Err(e) = bus
+        .send_evicting(heal_model::topics::PIPELINE_EVENTS, vec![record])
+        .await
+    {
+        tracing::warn!(error = %e, "cannot publish the outage event");
+    }
 }

@@ -13,6 +13,7 @@
 mod consumer;
 mod http;
 pub mod lineage;
+pub mod outage;
 mod positions;
 mod prepare;
 pub mod quarantine;
@@ -149,7 +150,10 @@ impl Ingestor {
         let prepared = self.prepare(source, &items);
         match self.commit(source, &items, &prepared).await {
             Ok(outcome) => Ok(outcome),
-            Err(Error::Db(sqlx::Error::Database(db))) if items.len() > 1 => {
+            // A database that cannot take writes at all is not refusing these rows.
+            Err(Error::Db(sqlx::Error::Database(db)))
+                if items.len() > 1 && !outage::unavailable_state(db.as_ref()) =>
+            {
                 tracing::warn!(error = %db, events = items.len(), "batch refused by the database; retrying events one by one");
                 let mut total = BatchOutcome::default();
                 for (i, item) in items.into_iter().enumerate() {
@@ -167,7 +171,9 @@ impl Ingestor {
                 }
                 Ok(total)
             }
-            Err(Error::Db(sqlx::Error::Database(db))) => {
+            Err(Error::Db(sqlx::Error::Database(db)))
+                if !outage::unavailable_state(db.as_ref()) =>
+            {
                 let rejected = Rejected {
                     index: 0,
                     reason: "storage_rejected".into(),

@@ -275,6 +275,7 @@ async fn consume_until(
     let task = tokio::spawn(run_consumer(
         ingestor,
         consumer,
+        None,
         "heal-ingest".into(),
         "raw-events".into(),
         stats.clone(),

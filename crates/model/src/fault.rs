@@ -25,10 +25,11 @@ pub enum FaultKind {
     OrphanReference,
     JobFailure,
     JobDelay,
+    DatabaseOutage,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 18] = [
+    pub const ALL: [FaultKind; 19] = [
         FaultKind::MalformedJson,
         FaultKind::EncodingCorruption,
         FaultKind::MissingField,
@@ -47,6 +48,7 @@ impl FaultKind {
         FaultKind::OrphanReference,
         FaultKind::JobFailure,
         FaultKind::JobDelay,
+        FaultKind::DatabaseOutage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,12 +71,25 @@ impl FaultKind {
             FaultKind::OrphanReference => "orphan_reference",
             FaultKind::JobFailure => "job_failure",
             FaultKind::JobDelay => "job_delay",
+            FaultKind::DatabaseOutage => "database_outage",
         }
     }
 
     /// Faults that act on a batch job rather than on events; the generator only records them.
     pub fn targets_job(self) -> bool {
         matches!(self, FaultKind::JobFailure | FaultKind::JobDelay)
+    }
+
+    /// Faults that make a platform component unavailable for their window (the store refuses
+    /// writes); the harness running the scenario (`heal eval`) makes them happen, the
+    /// generator only records them.
+    pub fn is_outage(self) -> bool {
+        matches!(self, FaultKind::DatabaseOutage)
+    }
+
+    /// Faults the generator applies to the events it sends.
+    pub fn mutates_events(self) -> bool {
+        !self.targets_job() && !self.is_outage()
     }
 }
 

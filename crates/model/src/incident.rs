@@ -93,6 +93,7 @@ impl IncidentClass {
             K::OrphanReference => IncidentClass::ReferentialIntegrity,
             K::JobFailure => IncidentClass::PipelineFailure,
             K::JobDelay => IncidentClass::StaleData,
+            K::DatabaseOutage => IncidentClass::Infrastructure,
         }
     }
 }

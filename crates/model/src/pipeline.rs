@@ -1,5 +1,6 @@
 //! The pipeline event the batch role publishes on `pipeline-events` (one per run start, delay
-//! and outcome), read by the quality role (to trigger its pipeline checks) and by AI Ops.
+//! and outcome), and the ingest role when its store stops taking writes and when it takes
+//! them again; read by the quality role (to trigger its pipeline checks) and by AI Ops.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -43,7 +44,23 @@ pub struct PipelineEvent {
     pub duration_ms: Option<i64>,
     /// How late the run started because of a delay (simulated seconds).
     pub delayed_secs: Option<f64>,
+    /// A stable code for what stopped the job when it is the platform rather than the job
+    /// (e.g. [`STORAGE_UNAVAILABLE`]). Absent for a job's own outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The data time (producers' send time) the event concerns, when it is not the day
+    /// partition: the events an outage held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_start: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_end: Option<DateTime<Utc>>,
 }
+
+/// The store refused or could not take writes (connection lost, read-only, out of resources).
+pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+
+/// Reason codes that mean the platform, not a job, is at fault.
+pub const INFRASTRUCTURE_REASONS: &[&str] = &[STORAGE_UNAVAILABLE];
 
 impl PipelineEvent {
     pub fn new(job: &str, day: NaiveDate, run_id: Uuid, status: PipelineStatus) -> Self {
@@ -61,7 +78,17 @@ impl PipelineEvent {
             rows_written: None,
             duration_ms: None,
             delayed_secs: None,
+            reason: None,
+            data_start: None,
+            data_end: None,
         }
+    }
+
+    /// True when the event reports the platform failing (or recovering) under a job.
+    pub fn is_infrastructure(&self) -> bool {
+        self.reason
+            .as_deref()
+            .is_some_and(|r| INFRASTRUCTURE_REASONS.contains(&r))
     }
 }
 
@@ -85,5 +112,31 @@ mod tests {
         let back: PipelineEvent = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(back, e);
         assert!(back.status.is_outcome());
+        assert!(v.get("reason").is_none(), "optional fields are left out");
+        assert!(!back.is_infrastructure());
+    }
+
+    #[test]
+    fn an_outage_event_round_trips_and_older_readers_ignore_its_fields() {
+        let mut e = PipelineEvent::new(
+            "ingest",
+            NaiveDate::from_ymd_opt(2026, 3, 2).unwrap(),
+            Uuid::new_v4(),
+            PipelineStatus::Failed,
+        );
+        e.reason = Some(STORAGE_UNAVAILABLE.into());
+        e.data_start = Some("2026-03-02T09:00:00Z".parse().unwrap());
+        e.data_end = Some("2026-03-02T10:30:00Z".parse().unwrap());
+        let bytes = serde_json::to_vec(&e).unwrap();
+        let back: PipelineEvent = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, e);
+        assert!(back.is_infrastructure());
+        // A message without the optional fields still reads.
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        for k in ["reason", "data_start", "data_end"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let old: PipelineEvent = serde_json::from_value(v).unwrap();
+        assert_eq!(old.reason, None);
     }
 }

@@ -23,9 +23,10 @@ pub const DEFAULT_CHECKS_NAME: &str = "checks.default.toml (built in)";
 
 /// The shipped check meant to catch each fault kind of the scenario format, and the dataset
 /// its failure names (what the fault tests and `heal bench quality` hold the checks to).
-pub fn catching(kind: heal_model::FaultKind) -> (&'static str, &'static str) {
+/// None for an outage: the role that cannot write reports it, not a check.
+pub fn catching(kind: heal_model::FaultKind) -> Option<(&'static str, &'static str)> {
     use heal_model::FaultKind as K;
-    match kind {
+    Some(match kind {
         K::MalformedJson => ("product_views_schema", "product_views"),
         K::EncodingCorruption => ("users_schema", "users"),
         K::MissingField => ("orders_schema", "orders"),
@@ -42,7 +43,8 @@ pub fn catching(kind: heal_model::FaultKind) -> (&'static str, &'static str) {
         K::DistributionShift => ("payments_method_mix", "payments"),
         K::OrphanReference => ("payments_reference_orders", "payments"),
         K::JobFailure | K::JobDelay => ("pipeline_health", "daily_revenue"),
-    }
+        K::DatabaseOutage => return None,
+    })
 }
 
 /// A checks file that cannot be used: where, and why.

@@ -26,7 +26,7 @@ macro_rules! fault_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let kind: FaultKind = $stem.parse().unwrap();
-                let (check, dataset) = heal_quality::checks::catching(kind);
+                let (check, dataset) = heal_quality::checks::catching(kind).expect("a check catches it");
                 detects($stem, $volume, $extra, $batch, check, dataset).await;
             }
         )*
@@ -56,7 +56,9 @@ fault_tests! {
 
 #[test]
 fn every_fault_kind_has_a_test() {
-    for kind in FaultKind::ALL {
+    // An outage is reported by the role that cannot write (heal-ingest's `tests/outage.rs`),
+    // not by a check.
+    for kind in FaultKind::ALL.into_iter().filter(|k| !k.is_outage()) {
         assert!(TESTED.contains(&kind.as_str()), "no test for {kind}");
     }
 }

@@ -526,10 +526,13 @@ impl App {
             let stats = ingest.stats.clone();
             let stop = stop.clone();
             let fail = fail_tx.clone();
+            let events = Some(self.bus.clone());
             tasks.spawn(async move {
                 running.store(true, Ordering::SeqCst);
-                let result =
-                    heal_ingest::run_consumer(ingestor, consumer, group, topic, stats, stop).await;
+                let result = heal_ingest::run_consumer(
+                    ingestor, consumer, events, group, topic, stats, stop,
+                )
+                .await;
                 running.store(false, Ordering::SeqCst);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "ingest consumer failed");

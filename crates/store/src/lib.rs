@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use sqlx;
 
 pub mod lineage_log;
+pub mod outage;
 pub mod versions;
 
 #[derive(Debug, thiserror::Error)]

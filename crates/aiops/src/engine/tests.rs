@@ -569,3 +569,87 @@ fn a_resolution_dated_in_wall_time_neither_moves_the_clock_nor_delays_the_close(
     let msgs = e.ingest(&again);
     assert_eq!(opened(&msgs)[0].previous.as_deref(), Some(closed.as_str()));
 }
+
+#[test]
+fn a_store_outage_reported_by_ingest_is_an_infrastructure_incident_at_the_ingest_job() {
+    use heal_model::pipeline::{PipelineEvent, PipelineStatus, STORAGE_UNAVAILABLE};
+    let mut e = engine();
+    let run = uuid::Uuid::new_v4();
+    let mut down = PipelineEvent::new("ingest", at(9).date_naive(), run, PipelineStatus::Failed);
+    down.reason = Some(STORAGE_UNAVAILABLE.into());
+    down.attempt = 3;
+    down.data_start = Some(at(9));
+    down.data_end = Some(at(10));
+    down.error = Some("the database cannot take writes (3 attempts): read-only".into());
+    let failed = crate::symptom::from_pipeline(&down).expect("an outage is a failure");
+    assert_eq!(failed.change, ConditionChange::Opened);
+    // A job's own outcome is not converted: the quality role's checks report it.
+    let own = PipelineEvent::new(
+        "daily_revenue",
+        at(9).date_naive(),
+        run,
+        PipelineStatus::Failed,
+    );
+    assert!(crate::symptom::from_pipeline(&own).is_none());
+
+    let msgs = e.ingest(&failed);
+    let inc = opened(&msgs);
+    assert_eq!(inc.len(), 1);
+    let id = inc[0].id.clone();
+    let h = latest(&e, &id);
+    assert_eq!(h.classification.class, IncidentClass::Infrastructure);
+    assert_eq!(h.root_causes[0].node.key, "job:ingest");
+    assert!(h.root_causes[0].grounded);
+    assert_eq!(h.data_start, at(9));
+    assert!(
+        h.explanation.summary.contains("ingest"),
+        "{}",
+        h.explanation.summary
+    );
+
+    let mut up = down.clone();
+    up.status = PipelineStatus::Succeeded;
+    up.data_end = Some(at(10) + Duration::minutes(30));
+    let resolved = crate::symptom::from_pipeline(&up).expect("the end too");
+    assert_eq!(
+        resolved.condition_id, failed.condition_id,
+        "one condition per outage"
+    );
+    assert_eq!(resolved.change, ConditionChange::Resolved);
+    e.ingest(&resolved);
+    e.advance(at(20));
+    let h = latest(&e, &id);
+    assert_eq!(h.status, heal_model::incident::IncidentStatus::Resolved);
+}
+
+#[test]
+fn refusals_during_a_store_outage_are_their_own_incident() {
+    use heal_model::pipeline::{PipelineEvent, PipelineStatus, STORAGE_UNAVAILABLE};
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let mut down = PipelineEvent::new(
+        "ingest",
+        at(10).date_naive(),
+        uuid::Uuid::new_v4(),
+        PipelineStatus::Failed,
+    );
+    down.reason = Some(STORAGE_UNAVAILABLE.into());
+    down.data_start = Some(at(10));
+    down.data_end = Some(at(12));
+    let outage = crate::symptom::from_pipeline(&down).unwrap();
+    let drift = f.refused("payments", "schema_drift", 300, 11, 12);
+    let msgs = feed(&mut e, &[outage, drift]);
+    let inc = opened(&msgs);
+    assert_eq!(
+        inc.len(),
+        2,
+        "{:?}",
+        inc.iter().map(|i| &i.title).collect::<Vec<_>>()
+    );
+    let classes: HashSet<IncidentClass> = inc
+        .iter()
+        .map(|i| latest(&e, &i.id).classification.class)
+        .collect();
+    assert!(classes.contains(&IncidentClass::Infrastructure));
+    assert!(classes.contains(&IncidentClass::SchemaDrift));
+}

@@ -70,6 +70,7 @@ pub async fn run(
     let mut task = tokio::spawn(run_consumer(
         ingestor,
         consumer,
+        None,
         group,
         topics::RAW_EVENTS.to_string(),
         stats.clone(),

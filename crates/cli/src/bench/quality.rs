@@ -240,7 +240,11 @@ async fn quality(pool: &PgPool) -> anyhow::Result<Quality> {
 async fn measure(args: &QualityBenchArgs, server: &mut Server) -> anyhow::Result<Report> {
     let stamp = format!("{}_{}", Utc::now().format("%H%M%S"), std::process::id());
     let kinds: Vec<FaultKind> = if args.kinds.is_empty() {
-        FaultKind::ALL.to_vec()
+        // Outages are reported by ingest, not by checks.
+        FaultKind::ALL
+            .into_iter()
+            .filter(|k| !k.is_outage())
+            .collect()
     } else {
         args.kinds.clone()
     };
@@ -261,7 +265,8 @@ async fn measure(args: &QualityBenchArgs, server: &mut Server) -> anyhow::Result
             let started = Instant::now();
             let report = q.run_cycle(None).await?;
             let cycle_ms = started.elapsed().as_millis() as u64;
-            let (check, dataset) = heal_quality::checks::catching(*kind);
+            let (check, dataset) = heal_quality::checks::catching(*kind)
+                .ok_or_else(|| anyhow::anyhow!("no check catches {kind}"))?;
             let hit = report.events.iter().find(|e| {
                 e.change == ConditionChange::Opened && e.check == check && e.dataset == dataset
             });

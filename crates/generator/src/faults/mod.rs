@@ -102,7 +102,7 @@ impl FaultEngine {
         let mut records = Vec::new();
         for spec in &scenario.faults {
             let (window_start, window_end) = spec.window(scenario.start);
-            if !spec.kind.targets_job() {
+            if spec.kind.mutates_events() {
                 active.push(ActiveFault {
                     record: records.len(),
                     target: spec.target.clone(),
@@ -309,7 +309,9 @@ impl ActiveFault {
                 let bytes = to_bytes(&versions::encode(&orphan, version).1);
                 out.push(emission(ev, t, bytes));
             }
-            FaultAction::JobFailure { .. } | FaultAction::JobDelay { .. } => return false,
+            FaultAction::JobFailure { .. }
+            | FaultAction::JobDelay { .. }
+            | FaultAction::DatabaseOutage => return false,
         }
         record_hit(record, &ev.event_id, 1);
         true

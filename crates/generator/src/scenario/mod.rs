@@ -95,6 +95,9 @@ impl SchemaMix {
     }
 }
 
+/// The target of a `database_outage`: the ingest role, the first writer the outage stops.
+pub const OUTAGE_TARGET: &str = "ingest";
+
 /// What a fault acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -102,7 +105,8 @@ pub enum Target {
     All,
     /// One event kind, named in files by its target name (`order`, `payment`, …).
     Event(EventKind),
-    /// A batch job (`job_failure`, `job_delay`).
+    /// A batch job (`job_failure`, `job_delay`), or the role whose store an outage stops
+    /// (`database_outage`: `ingest`).
     Job(String),
 }
 
@@ -488,6 +492,17 @@ fn validate_fault(
 fn parse_target(ctx: &Ctx<'_>, kind: FaultKind, name: &str) -> Result<Target, ScenarioError> {
     let value = quoted(name);
     let targets: Vec<&str> = EventKind::ALL.iter().map(|k| k.target_name()).collect();
+    if kind.is_outage() {
+        return if name == OUTAGE_TARGET {
+            Ok(Target::Job(name.to_string()))
+        } else {
+            Err(ctx.err(
+                "target",
+                value,
+                format!("must be `{OUTAGE_TARGET}`: the role whose writes the outage stops"),
+            ))
+        };
+    }
     if kind.targets_job() {
         let valid = !name.is_empty()
             && name.len() <= 64

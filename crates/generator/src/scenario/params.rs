@@ -73,6 +73,8 @@ pub enum FaultAction {
     JobDelay {
         delay: Duration,
     },
+    /// The store refuses writes for the window (made to happen by the harness).
+    DatabaseOutage,
 }
 
 fn quarantine(reason: ReasonCode) -> String {
@@ -106,6 +108,7 @@ impl FaultAction {
             | FaultAction::DistributionShift { .. }
             | FaultAction::OrphanReference => "stored".to_string(),
             FaultAction::JobFailure { .. } | FaultAction::JobDelay { .. } => "job".to_string(),
+            FaultAction::DatabaseOutage => "outage".to_string(),
         }
     }
 
@@ -153,6 +156,7 @@ impl FaultAction {
             | FaultAction::VolumeDrop
             | FaultAction::SourceOutage
             | FaultAction::OrphanReference
+            | FaultAction::DatabaseOutage
             | FaultAction::JobFailure { .. } => json!({}),
         }
     }
@@ -165,7 +169,8 @@ fn allowed(kind: FaultKind) -> &'static [&'static str] {
         | FaultKind::EncodingCorruption
         | FaultKind::VolumeDrop
         | FaultKind::SourceOutage
-        | FaultKind::OrphanReference => &[],
+        | FaultKind::OrphanReference
+        | FaultKind::DatabaseOutage => &[],
         FaultKind::MissingField | FaultKind::NullField | FaultKind::TypeChange => &["field"],
         FaultKind::SchemaDrift => &["rename", "field", "to", "version"],
         FaultKind::InvalidSchemaVersion => &["value"],
@@ -446,6 +451,7 @@ pub(super) fn resolve(
         FaultKind::JobDelay => FaultAction::JobDelay {
             delay: p.duration("delay", Duration::hours(2))?,
         },
+        FaultKind::DatabaseOutage => FaultAction::DatabaseOutage,
     })
 }
 

@@ -170,6 +170,7 @@ fn every_kind_runs_without_params_and_gets_its_defaults() {
             json!({"delay": "PT2H"}),
             "job",
         ),
+        ("database_outage", "ingest", json!({}), "outage"),
     ];
     assert_eq!(cases.len(), FaultKind::ALL.len());
     for (kind, target, params, expected) in cases {
@@ -184,6 +185,22 @@ fn every_kind_runs_without_params_and_gets_its_defaults() {
         let rate = if kind == "volume_drop" { 0.9 } else { 1.0 };
         assert_eq!(f.rate, rate, "{kind}");
     }
+}
+
+#[test]
+fn an_outage_targets_the_ingest_role_only() {
+    let e = parse(&with_fault(
+        "kind = \"database_outage\"\ntarget = \"order\"\nstart = \"PT1H\"\nduration = \"PT1H\"",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("target") && e.contains("ingest"), "{e}");
+    let s = parse(&with_fault(
+        "kind = \"database_outage\"\ntarget = \"ingest\"\nstart = \"PT1H\"\nduration = \"PT1H\"",
+    ))
+    .unwrap();
+    assert_eq!(s.faults[0].action, FaultAction::DatabaseOutage);
+    assert!(!s.faults[0].kind.mutates_events());
 }
 
 #[test]

@@ -129,6 +129,9 @@ pub fn check_ground_truth(scenario: &Scenario) -> Vec<InjectionRecord> {
         if r.kind.targets_job() {
             assert_eq!((r.affected_count, r.expected.as_str()), (0, "job"));
             assert!(r.affected_event_ids.is_empty());
+        } else if r.kind.is_outage() {
+            assert_eq!((r.affected_count, r.expected.as_str()), (0, "outage"));
+            assert!(r.affected_event_ids.is_empty());
         } else if r.kind == FaultKind::DuplicateEvents {
             let copies = r.params["copies"].as_u64().unwrap();
             assert_eq!(r.affected_count, copies * r.affected_event_ids.len() as u64);
@@ -284,7 +287,7 @@ fn every_scenario_file_injects_what_its_ground_truth_says() {
         let path = scenarios_dir().join(format!("{}.toml", kind.as_str()));
         let truth = check_ground_truth(&scaled(&path));
         for r in &truth {
-            if !r.kind.targets_job() {
+            if r.kind.mutates_events() {
                 assert!(
                     r.affected_count > 0,
                     "{}: {} affected nothing",
@@ -304,7 +307,7 @@ fn the_demo_injects_what_its_ground_truth_says() {
     // Event faults touched events; job faults act on the batch engine, not on events.
     assert!(truth
         .iter()
-        .all(|r| r.affected_count > 0 || r.kind.targets_job()));
+        .all(|r| r.affected_count > 0 || !r.kind.mutates_events()));
 }
 
 /// All field faults a kind accepts, sharing one window: fault `i` of `n` takes `1/(n-i)` of
