@@ -5,10 +5,10 @@
 
 use crate::role::AiopsRole;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use heal_http::{only, ApiError};
 use heal_model::incident::{IncidentClass, IncidentStatus};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -23,51 +23,30 @@ pub fn routes(role: Arc<AiopsRole>) -> Router {
         .with_state(role)
 }
 
-fn error(status: StatusCode, code: &str, message: String, field: Option<&str>) -> Response {
-    (
-        status,
-        Json(json!({ "code": code, "message": message, "field": field })),
-    )
-        .into_response()
-}
-
 async fn list(
     State(role): State<Arc<AiopsRole>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    for k in q.keys() {
-        if !["status", "limit"].contains(&k.as_str()) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "unknown_parameter",
-                format!("unknown query parameter {k:?}; use status or limit"),
-                Some(k),
-            );
-        }
-    }
+) -> Result<Response, ApiError> {
+    only(&q, &["status", "limit"])?;
     let status = match q.get("status").map(String::as_str) {
         None => None,
         Some("open") => Some(IncidentStatus::Open),
         Some("resolved") => Some(IncidentStatus::Resolved),
         Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_value",
+            return Err(ApiError::invalid(
+                "status",
                 format!("status {other:?} is not open or resolved"),
-                Some("status"),
-            )
+            ))
         }
     };
-    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+    let limit = match heal_http::parse::<usize>(&q, "limit", "a number from 1 to 10000")? {
         None => 100,
-        Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+        Some(n) if (1..=10_000).contains(&n) => n,
         Some(_) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_value",
-                "limit must be a number from 1 to 10000".into(),
-                Some("limit"),
-            )
+            return Err(ApiError::invalid(
+                "limit",
+                "limit must be a number from 1 to 10000",
+            ))
         }
     };
     let incidents: Vec<_> = role
@@ -76,33 +55,30 @@ async fn list(
         .filter(|i| status.is_none_or(|s| i.status == s))
         .take(limit)
         .collect();
-    Json(json!({ "incidents": incidents })).into_response()
+    Ok(Json(json!({ "incidents": incidents })).into_response())
 }
 
-async fn one(State(role): State<Arc<AiopsRole>>, Path(id): Path<String>) -> Response {
-    if let Some(i) = role.incidents().into_iter().find(|i| i.id == id) {
-        return Json(i).into_response();
+async fn one(
+    State(role): State<Arc<AiopsRole>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    match role.incidents().into_iter().find(|i| i.id == id) {
+        Some(i) => Ok(Json(i).into_response()),
+        None => Err(ApiError::not_found(format!(
+            "no incident {id:?} in the engine"
+        ))),
     }
-    error(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no incident {id:?} in the engine"),
-        None,
-    )
 }
 
 async fn label(
     State(role): State<Arc<AiopsRole>>,
     Path(id): Path<String>,
     body: Option<Json<Value>>,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            "the body must be a JSON object with a \"class\"".into(),
-            None,
-        );
+        return Err(ApiError::bad_body(
+            "the body must be a JSON object with a \"class\"",
+        ));
     };
     let class = match body
         .get("class")
@@ -110,35 +86,20 @@ async fn label(
         .map(str::parse::<IncidentClass>)
     {
         Some(Ok(c)) => c,
-        Some(Err(e)) => return error(StatusCode::BAD_REQUEST, "invalid_value", e, Some("class")),
+        Some(Err(e)) => return Err(ApiError::invalid_field("class", e)),
         None => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "missing_field",
-                "\"class\" is required (a string)".into(),
-                Some("class"),
+            return Err(
+                ApiError::invalid_field("class", "\"class\" is required (a string)")
+                    .with_code("missing_field"),
             )
         }
     };
     match role.label(&id, class, "operator").await {
         Ok(true) => {
-            Json(json!({ "incident": id, "class": class, "learned": true })).into_response()
+            Ok(Json(json!({ "incident": id, "class": class, "learned": true })).into_response())
         }
-        Ok(false) => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no incident {id:?}"),
-            None,
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "cannot store a label");
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the database is unavailable".into(),
-                None,
-            )
-        }
+        Ok(false) => Err(ApiError::not_found(format!("no incident {id:?}"))),
+        Err(e) => Err(ApiError::unavailable("the database", e)),
     }
 }
 

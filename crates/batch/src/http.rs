@@ -3,14 +3,14 @@
 use crate::engine::{Engine, Selection, Trigger};
 use crate::schedule::Schedules;
 use crate::status::{self, RunFilter};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::NaiveDate;
+use heal_http::{query_rejection, ApiError};
 use serde::Deserialize;
-use serde_json::json;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -27,29 +27,26 @@ pub fn routes(engine: Arc<Engine>, schedules: Arc<Schedules>) -> Router {
         .with_state(Ctx { engine, schedules })
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable("the batch store", e)
 }
 
-async fn jobs(State(ctx): State<Ctx>) -> Response {
-    match status::jobs(&ctx.engine, Some(&ctx.schedules)).await {
-        Ok(j) => Json(j).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+async fn jobs(State(ctx): State<Ctx>) -> Result<Response, ApiError> {
+    let j = status::jobs(&ctx.engine, Some(&ctx.schedules))
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(j).into_response())
 }
 
 async fn runs(
     State(ctx): State<Ctx>,
-    filter: Result<Query<RunFilter>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(filter) = match filter {
-        Ok(f) => f,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    match status::runs(&ctx.engine, &filter).await {
-        Ok(r) => Json(r).into_response(),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    filter: Result<Query<RunFilter>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(filter) = filter.map_err(query_rejection)?;
+    let r = status::runs(&ctx.engine, &filter)
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(r).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,14 +61,11 @@ struct RunParams {
 async fn run(
     State(ctx): State<Ctx>,
     Path(job): Path<String>,
-    params: Result<Query<RunParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(p) = match params {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+    params: Result<Query<RunParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(p) = params.map_err(query_rejection)?;
     if ctx.engine.dag().get(&job).is_none() {
-        return error(StatusCode::NOT_FOUND, format!("no job is named {job:?}"));
+        return Err(ApiError::not_found(format!("no job is named {job:?}")).with_field("job"));
     }
     let sel = match p.date {
         Some(d) => Selection {
@@ -85,8 +79,10 @@ async fn run(
             force: p.force,
         },
     };
-    match ctx.engine.run(&[job.as_str()], Trigger::Manual, sel).await {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    let report = ctx
+        .engine
+        .run(&[job.as_str()], Trigger::Manual, sel)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(Json(report).into_response())
 }

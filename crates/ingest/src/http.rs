@@ -5,11 +5,12 @@
 use crate::quarantine::{self, Filter};
 use crate::{Incoming, Ingestor, Source};
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use heal_http::{query_rejection, ApiError};
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -28,40 +29,8 @@ pub fn routes(ingestor: Arc<Ingestor>) -> Router {
         .with_state(ingestor)
 }
 
-/// Errors of this API; never leaks SQL text.
-enum ApiError {
-    BadRequest(String),
-    NotFound(String),
-    Internal(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, message) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
-            ApiError::Internal(m) => {
-                tracing::error!(error = %m, "request failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal error; see the server log".to_string(),
-                )
-            }
-        };
-        (status, Json(json!({ "error": message }))).into_response()
-    }
-}
-
-impl From<sqlx::Error> for ApiError {
-    fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.to_string())
-    }
-}
-
-impl From<crate::Error> for ApiError {
-    fn from(e: crate::Error) -> Self {
-        ApiError::Internal(e.to_string())
-    }
+fn store(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable("the event store", e)
 }
 
 /// Splits a body into events: a JSON array's elements, or one event per non-empty line.
@@ -88,8 +57,8 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     let events = split_body(&body);
     if events.is_empty() {
-        return Err(ApiError::BadRequest(
-            "body: no events; send a JSON array of events or one JSON event per line".into(),
+        return Err(ApiError::bad_body(
+            "body: no events; send a JSON array of events or one JSON event per line",
         ));
     }
     let items: Vec<Incoming> = events
@@ -102,7 +71,7 @@ async fn post_events(
         })
         .collect();
     let received = items.len();
-    let outcome = ingestor.ingest(&Source::Http, items).await?;
+    let outcome = ingestor.ingest(&Source::Http, items).await.map_err(store)?;
     Ok(Json(json!({
         "received": received,
         "inserted": outcome.inserted,
@@ -123,13 +92,15 @@ struct ListQuery {
 
 async fn list_quarantine(
     State(ingestor): State<Arc<Ingestor>>,
-    Query(q): Query<ListQuery>,
+    q: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(query_rejection)?;
     if let Some(s) = &q.status {
         if !matches!(s.as_str(), "open" | "replayed" | "discarded") {
-            return Err(ApiError::BadRequest(format!(
-                "status: {s:?} is not one of open, replayed, discarded"
-            )));
+            return Err(ApiError::invalid(
+                "status",
+                format!("status: {s:?} is not one of open, replayed, discarded"),
+            ));
         }
     }
     let filter = Filter {
@@ -138,7 +109,10 @@ async fn list_quarantine(
         ids: Vec::new(),
         limit: q.limit.unwrap_or(100).clamp(1, 10_000),
     };
-    Ok(Json(quarantine::list(ingestor.pool(), &filter).await?).into_response())
+    let list = quarantine::list(ingestor.pool(), &filter)
+        .await
+        .map_err(store)?;
+    Ok(Json(list).into_response())
 }
 
 async fn show_quarantine(
@@ -146,11 +120,14 @@ async fn show_quarantine(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id: i64 = id.parse().map_err(|_| {
-        ApiError::BadRequest(format!("id: {id:?} is not a quarantine id (an integer)"))
+        ApiError::invalid(
+            "id",
+            format!("id: {id:?} is not a quarantine id (an integer)"),
+        )
     })?;
-    match quarantine::show(ingestor.pool(), id).await? {
+    match quarantine::show(ingestor.pool(), id).await.map_err(store)? {
         Some(record) => Ok(Json(record).into_response()),
-        None => Err(ApiError::NotFound(format!(
+        None => Err(ApiError::not_found(format!(
             "no quarantined event with id {id}"
         ))),
     }
@@ -167,11 +144,21 @@ struct ReplayBody {
 }
 
 async fn replay(State(ingestor): State<Arc<Ingestor>>, body: Bytes) -> Result<Response, ApiError> {
-    let body: ReplayBody =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    let body: ReplayBody = serde_json::from_slice(&body).map_err(|e| {
+        let field = e
+            .to_string()
+            .split_once("field `")
+            .and_then(|(_, r)| r.split_once('`'))
+            .map(|(f, _)| f.to_string());
+        let err = ApiError::bad_body(format!("body: {e}"));
+        match field {
+            Some(f) => err.with_code("invalid_field").with_field(&f),
+            None => err,
+        }
+    })?;
     if body.ids.is_empty() && body.reason.is_none() && !body.all {
-        return Err(ApiError::BadRequest(
-            "body: name what to replay with `ids`, `reason`, or `all: true`".into(),
+        return Err(ApiError::bad_body(
+            "body: name what to replay with `ids`, `reason`, or `all: true`",
         ));
     }
     let filter = Filter {
@@ -180,27 +167,32 @@ async fn replay(State(ingestor): State<Arc<Ingestor>>, body: Bytes) -> Result<Re
         ids: body.ids,
         limit: 0,
     };
-    Ok(Json(quarantine::replay(&ingestor, &filter).await?).into_response())
+    let report = quarantine::replay(&ingestor, &filter)
+        .await
+        .map_err(store)?;
+    Ok(Json(report).into_response())
 }
 
 async fn status(State(ingestor): State<Arc<Ingestor>>) -> Result<Response, ApiError> {
     let pool = ingestor.pool();
-    let tables = crate::table_counts(pool).await?;
-    let quarantine: Vec<(String, String, i64)> = quarantine::summary(pool).await?;
+    let tables = crate::table_counts(pool).await.map_err(store)?;
+    let quarantine: Vec<(String, String, i64)> = quarantine::summary(pool).await.map_err(store)?;
     let offsets: Vec<(String, String, i32, i64)> = sqlx::query_as(
         "SELECT consumer_group, topic, partition, next_offset FROM consumer_offsets ORDER BY 1, 2, 3",
     )
     .fetch_all(pool)
-    .await?;
+    .await.map_err(store)?;
     let dirty: Vec<(String, chrono::NaiveDate, i64)> =
         sqlx::query_as("SELECT table_name, day, late_events FROM dirty_partitions ORDER BY 1, 2")
             .fetch_all(pool)
-            .await?;
+            .await
+            .map_err(store)?;
     let (late, duplicates): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE is_late), sum(duplicate_count)::int8 FROM raw_events",
     )
     .fetch_one(pool)
-    .await?;
+    .await
+    .map_err(store)?;
     Ok(Json(json!({
         "tables": tables.into_iter().map(|(t, n)| json!({"table": t, "rows": n})).collect::<Vec<_>>(),
         "late_events": late.unwrap_or(0),

@@ -5,11 +5,13 @@ use crate::model::Direction;
 use crate::query::{self, QueryError};
 use crate::service::{AcceptError, Lineage, LineageApi};
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use heal_http::{query_rejection, ApiError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -29,48 +31,39 @@ pub fn routes(lineage: Arc<Lineage>) -> Router {
         .with_state(lineage)
 }
 
-fn error(status: StatusCode, message: String) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
-}
-
-fn query_error(e: QueryError) -> Response {
-    let status = match &e {
-        QueryError::NotFound(_) | QueryError::NoPath(_) => StatusCode::NOT_FOUND,
-        QueryError::Ambiguous(_) => StatusCode::CONFLICT,
-        QueryError::Backend(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    error(status, e.to_string())
-}
-
-fn answer<T: serde::Serialize>(r: Result<T, QueryError>) -> Response {
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => query_error(e),
+fn query_error(e: QueryError) -> ApiError {
+    match &e {
+        QueryError::NotFound(_) | QueryError::NoPath(_) => ApiError::not_found(e.to_string()),
+        QueryError::Ambiguous(_) => ApiError::conflict(e.to_string()).with_code("ambiguous"),
+        QueryError::Backend(_) => ApiError::unavailable("the lineage graph", e),
     }
 }
 
-async fn accept(State(l): State<Arc<Lineage>>, body: Bytes) -> Response {
-    let event: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e} (expected one OpenLineage event)"),
-            )
-        }
-    };
+fn answer<T: serde::Serialize>(r: Result<T, QueryError>) -> Result<Response, ApiError> {
+    r.map(|v| Json(v).into_response()).map_err(query_error)
+}
+
+async fn accept(State(l): State<Arc<Lineage>>, body: Bytes) -> Result<Response, ApiError> {
+    let event: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_body(format!(
+            "the body is not JSON: {e} (expected one OpenLineage event)"
+        ))
+    })?;
     match l.accept(&event, "http").await {
-        Ok(a) => (StatusCode::CREATED, Json(a)).into_response(),
+        Ok(a) => Ok((StatusCode::CREATED, Json(a)).into_response()),
         Err(AcceptError::Invalid(r)) => {
             metrics::counter!("heal_lineage_events_rejected_total", "source" => "http")
                 .increment(1);
-            (
-                StatusCode::BAD_REQUEST,
-                Json(json!({ "error": "invalid OpenLineage event", "problems": r.problems })),
-            )
-                .into_response()
+            let mut e = ApiError::bad_body("invalid OpenLineage event").with_code("invalid_event");
+            // The first problem's path (`run.runId: …`) is the field at fault.
+            if let Some((field, _)) = r.problems.first().and_then(|p| p.split_once(':')) {
+                e = e.with_field(field.trim());
+            }
+            let mut body = e.body();
+            body["problems"] = json!(r.problems);
+            Ok((e.status, Json(body)).into_response())
         }
-        Err(e @ AcceptError::Backend(_)) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Err(e @ AcceptError::Backend(_)) => Err(ApiError::unavailable("the lineage store", e)),
     }
 }
 
@@ -79,51 +72,43 @@ struct DepthParam {
     depth: Option<u32>,
 }
 
-type Depth = Result<Query<DepthParam>, axum::extract::rejection::QueryRejection>;
+type Depth = Result<Query<DepthParam>, QueryRejection>;
 
-fn depth(p: Depth) -> Result<Option<u32>, Box<Response>> {
-    match p {
-        Ok(Query(d)) => match d.depth {
-            Some(0) => Err(Box::new(error(
-                StatusCode::BAD_REQUEST,
-                "depth: must be at least 1 (leave it out for no limit)".into(),
-            ))),
-            other => Ok(other),
-        },
-        Err(e) => Err(Box::new(error(StatusCode::BAD_REQUEST, e.body_text()))),
+fn depth(p: Depth) -> Result<Option<u32>, ApiError> {
+    let Query(d) = p.map_err(query_rejection)?;
+    match d.depth {
+        Some(0) => Err(ApiError::invalid(
+            "depth",
+            "depth: must be at least 1 (leave it out for no limit)",
+        )),
+        other => Ok(other),
     }
 }
 
-async fn affected(State(l): State<Arc<Lineage>>, Path(t): Path<String>, d: Depth) -> Response {
-    match depth(d) {
-        Ok(d) => answer(l.affected(&t, d).await),
-        Err(r) => *r,
-    }
+type Answer = Result<Response, ApiError>;
+
+async fn affected(State(l): State<Arc<Lineage>>, Path(t): Path<String>, d: Depth) -> Answer {
+    let d = depth(d)?;
+    answer(l.affected(&t, d).await)
 }
 
-async fn dependencies(State(l): State<Arc<Lineage>>, Path(j): Path<String>) -> Response {
+async fn dependencies(State(l): State<Arc<Lineage>>, Path(j): Path<String>) -> Answer {
     answer(l.dependencies(&j).await)
 }
 
-async fn impact(State(l): State<Arc<Lineage>>, Path(t): Path<String>, d: Depth) -> Response {
-    match depth(d) {
-        Ok(d) => answer(l.impact(&t, d).await),
-        Err(r) => *r,
-    }
+async fn impact(State(l): State<Arc<Lineage>>, Path(t): Path<String>, d: Depth) -> Answer {
+    let d = depth(d)?;
+    answer(l.impact(&t, d).await)
 }
 
-async fn upstream(State(l): State<Arc<Lineage>>, Path(n): Path<String>, d: Depth) -> Response {
-    match depth(d) {
-        Ok(d) => answer(l.traverse(&n, Direction::Upstream, d).await),
-        Err(r) => *r,
-    }
+async fn upstream(State(l): State<Arc<Lineage>>, Path(n): Path<String>, d: Depth) -> Answer {
+    let d = depth(d)?;
+    answer(l.traverse(&n, Direction::Upstream, d).await)
 }
 
-async fn downstream(State(l): State<Arc<Lineage>>, Path(n): Path<String>, d: Depth) -> Response {
-    match depth(d) {
-        Ok(d) => answer(l.traverse(&n, Direction::Downstream, d).await),
-        Err(r) => *r,
-    }
+async fn downstream(State(l): State<Arc<Lineage>>, Path(n): Path<String>, d: Depth) -> Answer {
+    let d = depth(d)?;
+    answer(l.traverse(&n, Direction::Downstream, d).await)
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,26 +119,20 @@ struct PathParams {
 
 async fn path(
     State(l): State<Arc<Lineage>>,
-    p: Result<Query<PathParams>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    match p {
-        Ok(Query(p)) => answer(l.path(&p.from, &p.to).await),
-        Err(e) => error(StatusCode::BAD_REQUEST, e.body_text()),
-    }
+    p: Result<Query<PathParams>, QueryRejection>,
+) -> Answer {
+    let Query(p) = p.map_err(query_rejection)?;
+    answer(l.path(&p.from, &p.to).await)
 }
 
-async fn subgraph(State(l): State<Arc<Lineage>>, Path(n): Path<String>, d: Depth) -> Response {
-    match depth(d) {
-        Ok(d) => answer(l.subgraph(&n, d.unwrap_or(2)).await),
-        Err(r) => *r,
-    }
+async fn subgraph(State(l): State<Arc<Lineage>>, Path(n): Path<String>, d: Depth) -> Answer {
+    let d = depth(d)?;
+    answer(l.subgraph(&n, d.unwrap_or(2)).await)
 }
 
-async fn columns(State(l): State<Arc<Lineage>>, Path(n): Path<String>) -> Response {
-    match l.columns(&n).await {
-        Ok((node, edges)) => Json(json!({ "dataset": node, "columns": edges })).into_response(),
-        Err(e) => query_error(e),
-    }
+async fn columns(State(l): State<Arc<Lineage>>, Path(n): Path<String>) -> Answer {
+    let (node, edges) = l.columns(&n).await.map_err(query_error)?;
+    Ok(Json(json!({ "dataset": node, "columns": edges })).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,25 +142,20 @@ struct FormatParam {
 
 async fn graph(
     State(l): State<Arc<Lineage>>,
-    p: Result<Query<FormatParam>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let format = match p {
-        Ok(Query(f)) => f.format.unwrap_or_else(|| "json".into()),
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
-    let g = match l.export().await {
-        Ok(g) => g,
-        Err(e) => return query_error(e),
-    };
+    p: Result<Query<FormatParam>, QueryRejection>,
+) -> Answer {
+    let Query(f) = p.map_err(query_rejection)?;
+    let format = f.format.unwrap_or_else(|| "json".into());
+    let g = l.export().await.map_err(query_error)?;
     let text =
         |body: String, mime: &'static str| ([(header::CONTENT_TYPE, mime)], body).into_response();
     match format.as_str() {
-        "json" => Json(g).into_response(),
-        "dot" => text(query::to_dot(&g), "text/vnd.graphviz; charset=utf-8"),
-        "mermaid" => text(query::to_mermaid(&g), "text/plain; charset=utf-8"),
-        other => error(
-            StatusCode::BAD_REQUEST,
+        "json" => Ok(Json(g).into_response()),
+        "dot" => Ok(text(query::to_dot(&g), "text/vnd.graphviz; charset=utf-8")),
+        "mermaid" => Ok(text(query::to_mermaid(&g), "text/plain; charset=utf-8")),
+        other => Err(ApiError::invalid(
+            "format",
             format!("format: {other:?} is not one of json, dot, mermaid"),
-        ),
+        )),
     }
 }

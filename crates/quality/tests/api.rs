@@ -184,6 +184,13 @@ async fn cycles_over_http_publish_one_event_per_condition_change() {
                 body["error"].as_str().unwrap().contains(names),
                 "{path}: {body}"
             );
+            assert_eq!(body["field"], names, "{path}: {body}");
+            let want = match (code, names) {
+                (404, _) => "not_found",
+                (_, "bogus") => "unknown_parameter",
+                _ => "invalid_parameter",
+            };
+            assert_eq!(body["code"], want, "{path}: {body}");
         }
 
         // Nothing new was refused: the schema condition passes twice and resolves; the broken
