@@ -1,31 +1,44 @@
-//! The metrics the AI Ops role emits, each recorded in exactly one function here (name, type,
-//! labels and help side by side; docs/observability.md lists them).
+//! The metrics the AI Ops role emits, declared once in [`METRICS`] and each recorded in
+//! exactly one function here (docs/observability.md lists them).
 
-/// Describes the metrics and shows each at zero, so a scrape lists them before anything
-/// happened.
-pub fn register(topics: &[&str]) {
-    metrics::describe_counter!(
+use heal_model::metric::Metric;
+
+pub const METRICS: &[Metric] = &[
+    Metric::counter(
         "heal_aiops_incidents_opened_total",
-        "incidents the engine opened"
-    );
-    metrics::describe_counter!(
+        &[],
+        "incidents the engine opened",
+    ),
+    Metric::counter(
         "heal_aiops_failure_events_total",
-        "failure events the engine folded into incidents"
-    );
-    metrics::describe_gauge!(
+        &[],
+        "failure events the engine folded into incidents",
+    ),
+    Metric::gauge(
         "heal_aiops_failure_events_per_incident",
-        "failure events per incident over the incidents held (correlation compression)"
-    );
-    metrics::describe_histogram!(
+        &[],
+        "failure events per incident over the incidents held (correlation compression)",
+    ),
+    Metric::histogram(
         "heal_aiops_decision_seconds",
-        metrics::Unit::Seconds,
-        "time from a batch of failure events read to its incident messages published"
-    );
-    metrics::describe_counter!(
+        &[],
+        "time from a batch of failure events read to its incident messages published",
+    ),
+    Metric::counter(
         "heal_aiops_dead_letters_total",
-        "messages on the role's topics that could not be read (kept in aiops_dead_letters)"
-    );
-    metrics::describe_gauge!("heal_aiops_open_incidents", "incidents open in the engine");
+        &["topic"],
+        "messages on the role's topics that could not be read (kept in aiops_dead_letters)",
+    ),
+    Metric::gauge(
+        "heal_aiops_open_incidents",
+        &[],
+        "incidents open in the engine",
+    ),
+];
+
+/// Shows the counters at zero, so a scrape lists them before anything happened (the server
+/// describes every crate's `METRICS`).
+pub fn register(topics: &[&str]) {
     metrics::counter!("heal_aiops_incidents_opened_total").increment(0);
     metrics::counter!("heal_aiops_failure_events_total").increment(0);
     for t in topics {

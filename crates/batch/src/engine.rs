@@ -689,31 +689,25 @@ impl Engine {
         Ok(counts)
     }
 
-    /// Injected faults of `kind` on this job whose window overlaps the day: ids and params.
+    /// Injected faults of `kind` on this job whose window overlaps the day.
     async fn injected(
         &self,
-        kind: &str,
+        kind: heal_model::FaultKind,
         job: &Job,
         day: NaiveDate,
     ) -> Result<Vec<(i64, serde_json::Value)>> {
         let (start, end) = bounds(day);
-        Ok(sqlx::query_as(
-            "SELECT id, params FROM fault_injections
-             WHERE kind = $1 AND target = $2 AND window_start < $4 AND window_end > $3
-             ORDER BY id",
-        )
-        .bind(kind)
-        .bind(job.name)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&self.pool)
-        .await?)
+        let found = heal_store::faults::overlapping(&self.pool, kind, job.name, start, end).await?;
+        Ok(found.into_iter().map(|f| (f.id, f.params)).collect())
     }
 
     /// Injected `job_failure` faults on this job whose window overlaps the day: each fails
     /// up to `params.failures` attempts (default: every attempt of one run), then is spent.
     async fn take_failure(&self, job: &Job, day: NaiveDate) -> Result<Option<String>> {
-        for (id, params) in self.injected("job_failure", job, day).await? {
+        for (id, params) in self
+            .injected(heal_model::FaultKind::JobFailure, job, day)
+            .await?
+        {
             let allowed =
                 param_i64(&params, "failures").unwrap_or(self.settings.max_attempts as i64);
             let spent: Option<i32> = sqlx::query_scalar(
@@ -740,7 +734,10 @@ impl Engine {
 
     /// An injected `job_delay` on this job and day not yet applied: its simulated delay.
     async fn take_delay(&self, job: &Job, day: NaiveDate) -> Result<Option<Duration>> {
-        for (id, params) in self.injected("job_delay", job, day).await? {
+        for (id, params) in self
+            .injected(heal_model::FaultKind::JobDelay, job, day)
+            .await?
+        {
             let applied: Option<bool> = sqlx::query_scalar(
                 "INSERT INTO job_fault_state (fault_id, day, delayed) VALUES ($1, $2, true)
                  ON CONFLICT (fault_id, day) DO UPDATE SET delayed = true

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod events;
 pub mod http;
 pub mod job;
+pub mod metrics;
 pub mod schedule;
 pub mod status;
 

@@ -217,15 +217,7 @@ impl Server {
 
 /// `url` with its database name replaced by `name` (query parameters kept).
 fn with_database(url: &str, name: &str) -> anyhow::Result<String> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        bail!("DATABASE_URL {} is not a postgresql:// URL", redact(url));
-    };
-    let (path_part, query) = match rest.find('?') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = path_part.split('/').next().unwrap_or(path_part);
-    Ok(format!("{scheme}://{authority}/{name}{query}"))
+    heal_config::dburl::with_database(url, name).map_err(|e| anyhow::anyhow!("DATABASE_URL {e}"))
 }
 
 /// One line of the results table.

@@ -101,14 +101,14 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
 
     let gen_bar = progress("generate", 0);
     let (sent, truth) =
-        heal_server::generate::publish_scenario(&bus, &scenario, |sent, expected| {
+        heal_generator::role::publish_scenario(&bus, &scenario, |sent, expected| {
             gen_bar.set_length(expected);
             gen_bar.set_position(sent);
         })
         .await?;
     gen_bar.finish();
     let run_id = uuid::Uuid::new_v4().to_string();
-    heal_server::generate::record_ground_truth(&pool, &run_id, &scenario.name, &truth).await?;
+    heal_store::faults::record_ground_truth(&pool, &run_id, &scenario.name, &truth).await?;
 
     let ingest_bar = progress("ingest", sent);
     loop {

@@ -295,7 +295,7 @@ async fn run_scenario(
     let shared = settings.shared_datasets.clone();
     let topic = heal_model::topics::RAW_EVENTS;
     // What the roles declare at start, so lineage knows the graph.
-    heal_server::generate::announce(pool, None).await?;
+    heal_generator::role::announce(pool, None).await?;
     heal_ingest::lineage::announce(pool, None, topic).await?;
     let batch = heal_batch::Engine::new(
         pool.clone(),
@@ -341,7 +341,7 @@ async fn run_scenario(
         g.by_ref().for_each(drop);
         g.ground_truth()
     };
-    heal_server::generate::record_ground_truth(pool, "eval", &s.name, &truth).await?;
+    heal_store::faults::record_ground_truth(pool, "eval", &s.name, &truth).await?;
     let mut generator = Generator::new(s);
     let expected = generator.expected_events();
     let mut produced = generator.by_ref().peekable();

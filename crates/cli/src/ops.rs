@@ -39,7 +39,7 @@ pub async fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<Exi
                         .with_context(|| format!("creating {}", path.display()))?,
                 ))
             };
-            heal_server::generate::write_scenario(&scenario, &mut out)?
+            heal_generator::role::write_scenario(&scenario, &mut out)?
         }
         None => {
             let Some(servers) = config.kafka.bootstrap_servers.as_deref() else {
@@ -54,7 +54,7 @@ pub async fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<Exi
             .await?;
             let bar = progress("generate", 0);
             let result =
-                heal_server::generate::publish_scenario(&bus, &scenario, |sent, expected| {
+                heal_generator::role::publish_scenario(&bus, &scenario, |sent, expected| {
                     bar.set_length(expected);
                     bar.set_position(sent);
                 })
@@ -65,8 +65,7 @@ pub async fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<Exi
     };
     if !args.no_truth {
         let db = crate::cli::open_database(&config).await?;
-        heal_server::generate::record_ground_truth(db.pool(), &run_id, &scenario.name, &truth)
-            .await?;
+        heal_store::faults::record_ground_truth(db.pool(), &run_id, &scenario.name, &truth).await?;
         db.close().await;
     }
     let summary = serde_json::json!({

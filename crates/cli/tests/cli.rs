@@ -1,18 +1,16 @@
 //! The binary's contract with operators: help for every command, clear start-up failures for
 //! bad configuration, and role/mode checks that refuse to run half-connected.
 
-use std::process::{Command, Output};
+use heal_testkit::Heal;
+use std::process::Output;
 
 fn heal(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_heal"));
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.current_dir(std::env::temp_dir());
-    cmd.output().expect("heal runs")
+    env.iter()
+        .fold(
+            Heal::new(env!("CARGO_BIN_EXE_heal")).clean_env(),
+            |h, (k, v)| h.env(k, v),
+        )
+        .run(args)
 }
 
 fn text(o: &Output) -> String {

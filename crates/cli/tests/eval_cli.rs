@@ -2,18 +2,15 @@
 //! each in a fresh database, scored against the generator's ground truth; and a broken
 //! scenario file refused before anything runs, naming the file.
 
+use heal_testkit::Heal;
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn heal(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_heal"))
-        .args(args)
+    Heal::new(env!("CARGO_BIN_EXE_heal"))
         .env("DATABASE_URL", url)
-        .env("HEAL_LOG_LEVEL", "warn")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("heal runs")
+        .dir(env!("CARGO_MANIFEST_DIR"))
+        .run(args)
 }
 
 #[test]

@@ -2,19 +2,14 @@
 //! a checks file with a mistake is refused naming the file, the check and the key; the shipped
 //! checks validate, run and report, as tables and as JSON.
 
-use heal_testkit::{server_url, Backend, TestDb};
+use heal_testkit::{server_url, Backend, Heal, TestDb};
 use serde_json::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn heal(url: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_heal"))
-        .args(args)
+    Heal::new(env!("CARGO_BIN_EXE_heal"))
         .env("DATABASE_URL", url)
-        .env("HEAL_LOG_LEVEL", "warn")
-        .env_remove("KAFKA_BOOTSTRAP_SERVERS")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("heal runs")
+        .run(args)
 }
 
 fn json(o: &Output) -> Value {

@@ -1,16 +1,11 @@
 //! `heal quality detect` on a CSV series: the drop a user planted is reported with its time,
 //! the period is inferred, and a malformed file is refused naming its line.
 
+use heal_testkit::Heal;
 use serde_json::Value;
-use std::process::Command;
 
 fn heal(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_heal"))
-        .args(args)
-        .env("HEAL_LOG_LEVEL", "warn")
-        .current_dir(std::env::temp_dir())
-        .output()
-        .expect("heal runs")
+    Heal::new(env!("CARGO_BIN_EXE_heal")).run(args)
 }
 
 #[test]

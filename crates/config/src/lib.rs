@@ -7,6 +7,7 @@
 //! `NEO4J_URI`, `NEO4J_USERNAME`, `NEO4J_PASSWORD`). The environment is passed in as a map so
 //! that tests never mutate the process environment.
 
+pub mod dburl;
 mod role;
 mod settings;
 

@@ -628,20 +628,11 @@ impl Config {
     /// removed; `None` means the embedded engine.
     pub fn database_url(&self) -> Option<String> {
         let url = self.database.url.as_ref()?;
-        let plain = url.strip_prefix("jdbc:").unwrap_or(url).to_string();
-        let Some((scheme, rest)) = plain.split_once("://") else {
-            return Some(plain);
-        };
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if rest[..authority_end].contains('@') || self.database.user.is_none() {
-            return Some(plain);
-        }
-        let user = percent_encode(self.database.user.as_deref().unwrap_or_default());
-        let credentials = match &self.database.password {
-            Some(p) => format!("{user}:{}", percent_encode(p)),
-            None => user,
-        };
-        Some(format!("{scheme}://{credentials}@{rest}"))
+        Some(crate::dburl::with_credentials(
+            url,
+            self.database.user.as_deref(),
+            self.database.password.as_deref(),
+        ))
     }
 
     /// The port a role listens on in microservices mode.
@@ -657,17 +648,6 @@ impl Config {
             Incidents => self.ports.incidents,
         }
     }
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn describe(e: &figment::Error) -> ConfigError {

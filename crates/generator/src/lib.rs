@@ -35,6 +35,8 @@
 pub mod faults;
 mod fields;
 mod generator;
+pub mod metrics;
+pub mod role;
 pub mod scenario;
 pub mod sim;
 mod versions;

@@ -13,6 +13,7 @@
 mod consumer;
 mod http;
 pub mod lineage;
+pub mod metrics;
 pub mod outage;
 mod positions;
 mod prepare;
@@ -230,16 +231,16 @@ pub async fn table_counts(pool: &PgPool) -> std::result::Result<Vec<(String, i64
 
 fn record_metrics(source: &Source, received: usize, outcome: &BatchOutcome) {
     let label = source.label().to_string();
-    metrics::counter!("heal_ingest_events_received_total", "source" => label.clone())
+    ::metrics::counter!("heal_ingest_events_received_total", "source" => label.clone())
         .increment(received as u64);
-    metrics::counter!("heal_ingest_events_inserted_total", "source" => label.clone())
+    ::metrics::counter!("heal_ingest_events_inserted_total", "source" => label.clone())
         .increment(outcome.inserted);
-    metrics::counter!("heal_ingest_events_duplicate_total", "source" => label.clone())
+    ::metrics::counter!("heal_ingest_events_duplicate_total", "source" => label.clone())
         .increment(outcome.duplicates);
-    metrics::counter!("heal_ingest_events_late_total", "source" => label.clone())
+    ::metrics::counter!("heal_ingest_events_late_total", "source" => label.clone())
         .increment(outcome.late);
     for q in &outcome.quarantined {
-        metrics::counter!("heal_ingest_events_quarantined_total", "source" => label.clone(), "reason" => q.reason.clone()).increment(1);
+        ::metrics::counter!("heal_ingest_events_quarantined_total", "source" => label.clone(), "reason" => q.reason.clone()).increment(1);
     }
-    metrics::counter!("heal_ingest_batches_total", "source" => label).increment(1);
+    ::metrics::counter!("heal_ingest_batches_total", "source" => label).increment(1);
 }

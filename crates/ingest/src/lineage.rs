@@ -19,27 +19,7 @@ pub fn outputs() -> Vec<(&'static str, &'static str)> {
     out
 }
 
-/// The OpenLineage dataset of a topic on the bus: `kafka://<bootstrap>` for Kafka (as
-/// OpenLineage's naming convention has it), `memory://heal` for the in-process bus.
-pub fn topic_dataset(producer: &str, bootstrap: Option<&str>, topic: &str) -> Value {
-    let namespace = match bootstrap {
-        Some(servers) => format!("kafka://{}", servers.split(',').next().unwrap_or(servers)),
-        None => "memory://heal".to_string(),
-    };
-    let kinds: Vec<(&str, Option<&str>)> = EventKind::ALL
-        .iter()
-        .map(|k| (k.wire_name(), Some("event")))
-        .collect();
-    json!({
-        "namespace": namespace,
-        "name": topic,
-        "facets": {
-            "schema": ol::schema_facet(producer, &kinds),
-            "datasetType": ol::dataset_type_facet(producer, "STREAM"),
-            "heal": ol::heal_facet(producer, "source", vec![]),
-        },
-    })
-}
+pub use heal_model::openlineage::topic_dataset;
 
 /// The columns `(table, column, type)` of the tables ingest writes, as the database has them.
 pub async fn output_columns(pool: &PgPool) -> Result<Vec<(String, String, String)>, sqlx::Error> {

@@ -9,7 +9,7 @@ use heal_generator::{Generator, SchemaMix};
 use heal_ingest::{run_consumer, ConsumerStats, Ingestor, Settings};
 use heal_model::pipeline::{PipelineEvent, PipelineStatus, STORAGE_UNAVAILABLE};
 use heal_model::topics::{PIPELINE_EVENTS, RAW_EVENTS};
-use heal_testkit::{backends, TestDb};
+use heal_testkit::{backends, wait_until, TestDb};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,14 +31,6 @@ async fn stored(t: &TestDb) -> i64 {
         .await
         .expect("count");
     n
-}
-
-async fn until(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The next pipeline event with `status`, within `within`.
@@ -95,10 +87,15 @@ async fn an_outage_is_reported_and_loses_nothing() {
 
         let before = records(&mut g, 300);
         bus.send(RAW_EVENTS, before).await.unwrap();
-        until("the first events stored", || {
-            stats.messages.load(Ordering::Relaxed) >= 300
-        })
-        .await;
+        let stored_at_least = |n: u64| {
+            let stats = stats.clone();
+            move || {
+                let ok = stats.messages.load(Ordering::Relaxed) >= n;
+                async move { ok }
+            }
+        };
+        let minute = Duration::from_secs(60);
+        wait_until("the first events stored", minute, stored_at_least(300)).await;
 
         heal_store::outage::refuse_writes(t.pool(), true)
             .await
@@ -142,10 +139,7 @@ async fn an_outage_is_reported_and_loses_nothing() {
         );
         assert!(up.data_end >= down.data_end, "{backend}");
         assert!(up.duration_ms.is_some_and(|d| d > 0), "{backend}");
-        until("every event stored", || {
-            stats.messages.load(Ordering::Relaxed) >= 500
-        })
-        .await;
+        wait_until("every event stored", minute, stored_at_least(500)).await;
         stop_tx.send(true).unwrap();
         task.await.unwrap().unwrap();
         assert_eq!(stored(&t).await, 500, "{backend}: each event once");

@@ -9,6 +9,7 @@ pub mod bolt;
 pub mod client;
 pub mod http;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod pg;
 pub mod query;

@@ -1,6 +1,8 @@
 //! The fault kinds a scenario file can inject, and where each one is expected to surface.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
 
@@ -114,4 +116,26 @@ impl FromStr for FaultKind {
                 )
             })
     }
+}
+
+/// What one fault of a scenario did: the ground truth a run is scored against.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InjectionRecord {
+    pub kind: FaultKind,
+    /// Event target name (`payment`, `all`, …) or batch job name.
+    pub target: String,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub rate: f64,
+    /// Resolved parameters (defaults filled in).
+    pub params: Value,
+    /// Where affected events should end up: `quarantine:<reason_code>`, `late`,
+    /// `deduplicated`, `dropped`, `stored` or `job`.
+    pub expected: String,
+    /// Events affected. For `duplicate_events`, the number of extra copies sent; for
+    /// `volume_spike`, the number of extra events.
+    pub affected_count: u64,
+    /// Ids of the affected events. For `duplicate_events` each duplicated event's id once
+    /// (however many copies); for `volume_spike` the ids of the extra events.
+    pub affected_event_ids: Vec<String>,
 }

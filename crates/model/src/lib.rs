@@ -7,6 +7,7 @@ pub mod duration;
 pub mod event;
 pub mod fault;
 pub mod incident;
+pub mod metric;
 pub mod money;
 pub mod openlineage;
 pub mod pipeline;

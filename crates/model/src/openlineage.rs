@@ -114,3 +114,25 @@ pub fn job_event(
         "outputs": outputs,
     })
 }
+
+/// The OpenLineage dataset of a topic on the bus: `kafka://<bootstrap>` for Kafka (as
+/// OpenLineage's naming convention has it), `memory://heal` for the in-process bus.
+pub fn topic_dataset(producer: &str, bootstrap: Option<&str>, topic: &str) -> Value {
+    let namespace = match bootstrap {
+        Some(servers) => format!("kafka://{}", servers.split(',').next().unwrap_or(servers)),
+        None => "memory://heal".to_string(),
+    };
+    let kinds: Vec<(&str, Option<&str>)> = crate::EventKind::ALL
+        .iter()
+        .map(|k| (k.wire_name(), Some("event")))
+        .collect();
+    json!({
+        "namespace": namespace,
+        "name": topic,
+        "facets": {
+            "schema": schema_facet(producer, &kinds),
+            "datasetType": dataset_type_facet(producer, "STREAM"),
+            "heal": heal_facet(producer, "source", vec![]),
+        },
+    })
+}

@@ -9,6 +9,7 @@ pub mod checks;
 pub mod detect;
 pub mod eval;
 pub mod http;
+pub mod metrics;
 pub mod report;
 pub mod role;
 pub mod runner;

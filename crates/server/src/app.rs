@@ -1,18 +1,16 @@
 //! Building and running the chosen roles (create first, so wiring errors fail before anything
 //! runs; then start).
 
-use crate::generate::{self, GeneratorStatus};
 use crate::health::{self, Readiness};
+use crate::role::Running;
+use crate::roles::{self, Handles};
 use crate::IMPLEMENTED_ROLES;
 use anyhow::{bail, Context};
 use axum::Router;
 use heal_bus::Bus;
 use heal_config::{Config, Role, RoleSet};
-use heal_generator::SchemaMix;
-use heal_ingest::{ConsumerStats, Ingestor, Settings};
 use heal_model::topics;
 use heal_store::Database;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -32,32 +30,6 @@ pub struct Listen {
     pub addr: SocketAddr,
 }
 
-struct BatchRole {
-    engine: Arc<heal_batch::Engine>,
-    schedules: Arc<heal_batch::Schedules>,
-    state: Arc<heal_batch::schedule::SchedulerState>,
-}
-
-struct LineageRole {
-    service: Arc<heal_lineage::Lineage>,
-    interval: std::time::Duration,
-}
-
-struct QualityRole {
-    role: Arc<heal_quality::role::QualityRole>,
-    interval: std::time::Duration,
-}
-
-struct AiopsRole {
-    role: Arc<heal_aiops::AiopsRole>,
-    refresh: std::time::Duration,
-}
-
-struct IngestRole {
-    ingestor: Arc<Ingestor>,
-    stats: Arc<ConsumerStats>,
-}
-
 pub struct App {
     config: Config,
     roles: Vec<Role>,
@@ -65,12 +37,9 @@ pub struct App {
     db: Database,
     bus: Bus,
     readiness: Arc<Readiness>,
-    ingest: Option<IngestRole>,
-    generator: Option<Arc<GeneratorStatus>>,
-    batch: Option<BatchRole>,
-    lineage: Option<LineageRole>,
-    quality: Option<QualityRole>,
-    aiops: Option<AiopsRole>,
+    /// Each running role, built.
+    running: Vec<(Role, Running)>,
+    handles: Handles,
 }
 
 impl App {
@@ -166,92 +135,12 @@ impl App {
             db.pool().clone(),
             running.iter().map(|r| r.to_string()).collect(),
         );
-        let ingest = if running.contains(&Role::Ingest) {
-            let settings = Settings {
-                batch_size: config.ingest.batch_size,
-                batch_timeout: std::time::Duration::from_millis(config.ingest.batch_timeout_ms),
-                allowed_lateness: chrono::Duration::seconds(config.ingest.allowed_lateness_secs),
-                future_tolerance: chrono::Duration::seconds(config.ingest.future_tolerance_secs),
-            };
-            Some(IngestRole {
-                ingestor: Arc::new(Ingestor::new(db.pool().clone(), settings).await?),
-                stats: Arc::new(ConsumerStats::default()),
-            })
-        } else {
-            None
-        };
-        let generator = running
-            .contains(&Role::Generator)
-            .then(|| Arc::new(GeneratorStatus::default()));
-        let batch = if running.contains(&Role::Batch) {
-            let engine = heal_batch::Engine::new(
-                db.pool().clone(),
-                Some(bus.clone()),
-                crate::batch_settings(&config),
-            )?;
-            let schedules = heal_batch::Schedules::build(
-                &engine,
-                &config.batch.default_schedule,
-                &config.batch.schedules,
-            )?;
-            Some(BatchRole {
-                engine: Arc::new(engine),
-                schedules: Arc::new(schedules),
-                state: Arc::default(),
-            })
-        } else {
-            None
-        };
-        let lineage = if running.contains(&Role::Lineage) {
-            let service = crate::lineage_service(&config, db.pool().clone()).await?;
-            Some(LineageRole {
-                service: Arc::new(service),
-                interval: std::time::Duration::from_millis(config.lineage.project_interval_ms),
-            })
-        } else {
-            None
-        };
-        let quality = if running.contains(&Role::Quality) {
-            let engine = crate::quality_engine(&config, db.pool().clone()).await?;
-            Some(QualityRole {
-                role: Arc::new(heal_quality::role::QualityRole::new(
-                    Arc::new(engine),
-                    Some(bus.clone()),
-                    topics::DATA_QUALITY_CHECKS,
-                )),
-                interval: std::time::Duration::from_millis(config.quality.interval_ms),
-            })
-        } else {
-            None
-        };
-        let aiops = if running.contains(&Role::Aiops) {
-            let source: Arc<dyn heal_aiops::LineageSource> =
-                match (&lineage, &config.aiops.lineage_url) {
-                    (Some(l), _) => Arc::new(crate::aiops::InProcess(l.service.clone())),
-                    (None, Some(url)) => Arc::new(crate::aiops::OverHttp(
-                        heal_lineage::client::HttpLineage::new(url),
-                    )),
-                    (None, None) => Arc::new(crate::aiops::InProcess(Arc::new(
-                        crate::lineage_service(&config, db.pool().clone()).await?,
-                    ))),
-                };
-            let role = heal_aiops::AiopsRole::new(
-                db.pool().clone(),
-                Some(bus.clone()),
-                topics::INCIDENTS,
-                source,
-                crate::aiops::settings(&config)?,
-                crate::aiops::llm(&config),
-            )
-            .await
-            .context("starting the aiops role")?;
-            Some(AiopsRole {
-                role: Arc::new(role),
-                refresh: std::time::Duration::from_millis(config.aiops.refresh_ms),
-            })
-        } else {
-            None
-        };
+        let mut handles = Handles::default();
+        let mut built = Vec::new();
+        for role in roles::BUILD_ORDER.iter().filter(|r| running.contains(r)) {
+            let r = roles::build(*role, &config, &db, &bus, &mut handles).await?;
+            built.push((*role, r));
+        }
         Ok(App {
             config,
             roles: running,
@@ -259,50 +148,24 @@ impl App {
             db,
             bus,
             readiness,
-            ingest,
-            generator,
-            batch,
-            lineage,
-            quality,
-            aiops,
+            running: built,
+            handles,
         })
-    }
-
-    /// Declares the running roles' jobs to lineage (static OpenLineage job events in the
-    /// event log). A failure is logged: lineage is informative, never a reason not to run.
-    async fn announce(&self) {
-        let pool = self.db.pool();
-        let bootstrap = self.config.kafka.bootstrap_servers.as_deref();
-        if self.ingest.is_some() {
-            if let Err(e) =
-                heal_ingest::lineage::announce(pool, bootstrap, &self.config.ingest.topic).await
-            {
-                tracing::warn!(error = %e, "cannot declare the ingest job to lineage");
-            }
-        }
-        if self.generator.is_some() {
-            if let Err(e) = generate::announce(pool, bootstrap).await {
-                tracing::warn!(error = %e, "cannot declare the generator job to lineage");
-            }
-        }
-        if let Some(batch) = &self.batch {
-            batch.engine.announce().await;
-        }
     }
 
     /// The quality role, when this process runs it.
     pub fn quality(&self) -> Option<Arc<heal_quality::role::QualityRole>> {
-        self.quality.as_ref().map(|q| q.role.clone())
+        self.handles.quality.clone()
     }
 
     /// The AI Ops role, when this process runs it.
     pub fn aiops(&self) -> Option<Arc<heal_aiops::AiopsRole>> {
-        self.aiops.as_ref().map(|a| a.role.clone())
+        self.handles.aiops.clone()
     }
 
     /// The lineage service, when this process runs the lineage role.
     pub fn lineage(&self) -> Option<Arc<heal_lineage::Lineage>> {
-        self.lineage.as_ref().map(|l| l.service.clone())
+        self.handles.lineage.clone()
     }
 
     pub fn mode(&self) -> Mode {
@@ -340,49 +203,11 @@ impl App {
     }
 
     fn role_routes(&self, role: Role) -> Router {
-        match role {
-            Role::Ingest => match &self.ingest {
-                Some(i) => heal_ingest::routes(i.ingestor.clone()),
-                None => Router::new(),
-            },
-            Role::Generator => match &self.generator {
-                Some(status) => {
-                    let status = status.clone();
-                    let rate = self.config.generator.events_per_second;
-                    Router::new().route(
-                        "/api/generator/status",
-                        axum::routing::get(move || {
-                            let status = status.clone();
-                            async move {
-                                axum::Json(json!({
-                                    "events_per_second": rate,
-                                    "sent": status.sent.load(Ordering::Relaxed),
-                                    "errors": status.errors.load(Ordering::Relaxed),
-                                }))
-                            }
-                        }),
-                    )
-                }
-                None => Router::new(),
-            },
-            Role::Batch => match &self.batch {
-                Some(b) => heal_batch::http::routes(b.engine.clone(), b.schedules.clone()),
-                None => Router::new(),
-            },
-            Role::Lineage => match &self.lineage {
-                Some(l) => heal_lineage::http::routes(l.service.clone()),
-                None => Router::new(),
-            },
-            Role::Quality => match &self.quality {
-                Some(q) => heal_quality::http::routes(q.role.clone()),
-                None => Router::new(),
-            },
-            Role::Aiops => match &self.aiops {
-                Some(a) => heal_aiops::http::routes(a.role.clone()),
-                None => Router::new(),
-            },
-            _ => Router::new(),
-        }
+        self.running
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, r)| r.routes.clone())
+            .unwrap_or_default()
     }
 
     fn router(&self, role: Option<Role>) -> Router {
@@ -394,14 +219,14 @@ impl App {
         for r in roles {
             router = router.merge(self.role_routes(r));
         }
-        router
+        router.layer(axum::middleware::from_fn(crate::telemetry::time_request))
     }
 
     /// Serves HTTP and runs the roles until `shutdown` turns true; then finishes in-flight
     /// work, stops the listeners and closes the database. `bound` receives the actual
     /// listen addresses (useful with port 0).
     pub async fn start(
-        self,
+        mut self,
         shutdown: watch::Receiver<bool>,
         bound: Option<tokio::sync::oneshot::Sender<Vec<Listen>>>,
     ) -> anyhow::Result<()> {
@@ -421,164 +246,33 @@ impl App {
             });
             rx
         };
-        self.announce().await;
-        if let Some(quality) = &self.quality {
-            let group = format!("{}-quality", self.config.kafka.group_prefix);
-            let consumer = self.bus.consumer(&group, topics::PIPELINE_EVENTS)?;
-            let running = self.readiness.component("quality-checks");
-            let run = heal_quality::role::run_loop(
-                quality.role.clone(),
-                quality.interval,
-                Some((consumer, topics::PIPELINE_EVENTS.to_string())),
-                stop.clone(),
-            );
-            tasks.spawn(async move {
-                running.store(true, Ordering::SeqCst);
-                run.await;
-                running.store(false, Ordering::SeqCst);
-                Ok(())
-            });
-        }
-        if let Some(aiops) = &self.aiops {
-            let prefix = &self.config.kafka.group_prefix;
-            let failures = self
-                .bus
-                .consumer(&format!("{prefix}-aiops"), topics::DATA_QUALITY_CHECKS)?;
-            let pipeline = self
-                .bus
-                .consumer(&format!("{prefix}-aiops-pipeline"), topics::PIPELINE_EVENTS)?;
-            let running = self.readiness.component("aiops-engine");
-            let run = heal_aiops::role::run_loop(
-                aiops.role.clone(),
-                (failures, topics::DATA_QUALITY_CHECKS.to_string()),
-                (pipeline, topics::PIPELINE_EVENTS.to_string()),
-                aiops.refresh,
-                stop.clone(),
-            );
-            tasks.spawn(async move {
-                running.store(true, Ordering::SeqCst);
-                run.await;
-                running.store(false, Ordering::SeqCst);
-                Ok(())
-            });
-        }
-        if let Some(lineage) = &self.lineage {
-            let running = self.readiness.component("lineage-projector");
-            let service = lineage.service.clone();
-            let interval = lineage.interval;
-            let mut stop_projecting = stop.clone();
-            tasks.spawn(async move {
-                running.store(true, Ordering::SeqCst);
-                loop {
-                    if let Err(e) = service.project().await {
-                        tracing::warn!(error = %e, "lineage projection failed; retrying");
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = stop_projecting.wait_for(|v| *v) => break,
-                    }
-                }
-                running.store(false, Ordering::SeqCst);
-                Ok(())
-            });
-            let group = format!("{}-lineage", self.config.kafka.group_prefix);
-            let consumer = self.bus.consumer(&group, topics::LINEAGE_EVENTS)?;
-            let run = heal_lineage::topic::run_consumer(
-                lineage.service.clone(),
-                consumer,
-                topics::LINEAGE_EVENTS.to_string(),
-                stop.clone(),
-            );
-            let fail = fail_tx.clone();
-            tasks.spawn(async move {
-                let result = run.await;
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "lineage topic consumer failed");
-                    let _ = fail.send(true);
-                }
-                result.map_err(anyhow::Error::from)
-            });
-        }
-        if let Some(ingest) = &self.ingest {
-            let group = format!("{}-ingest", self.config.kafka.group_prefix);
-            let topic = self.config.ingest.topic.clone();
-            if topic != topics::RAW_EVENTS {
-                self.bus
-                    .create_topics(
-                        &[topic.as_str()],
-                        self.config.kafka.partitions,
-                        self.config.kafka.replication_factor,
-                    )
-                    .await?;
+        // What the roles declare to lineage, then their tasks, all run the same way: a task
+        // holds its readiness component up while it runs, and its failure stops the process.
+        let mut work = Vec::new();
+        for (_, r) in self.running.iter_mut() {
+            if let Some(announce) = r.announce.take() {
+                announce.await;
             }
-            let assignment = if self.config.kafka.assignment == "static" {
-                heal_bus::Assignment::Static {
-                    replicas: self.config.kafka.replicas,
-                    index: self.config.kafka.replica_index,
-                    start: heal_ingest::stored_offsets(self.db.pool(), &group, &topic).await?,
-                }
-            } else {
-                heal_bus::Assignment::Group
-            };
-            let consumer = self.bus.consumer_with(&group, &topic, &assignment)?;
-            let running = self.readiness.component("ingest-consumer");
-            let ingestor = ingest.ingestor.clone();
-            let stats = ingest.stats.clone();
-            let stop = stop.clone();
-            let fail = fail_tx.clone();
-            let events = Some(self.bus.clone());
-            tasks.spawn(async move {
-                running.store(true, Ordering::SeqCst);
-                let result = heal_ingest::run_consumer(
-                    ingestor, consumer, events, group, topic, stats, stop,
-                )
-                .await;
-                running.store(false, Ordering::SeqCst);
-                if let Err(e) = &result {
-                    tracing::error!(error = %e, "ingest consumer failed");
-                    let _ = fail.send(true);
-                }
-                result.map_err(anyhow::Error::from)
-            });
+            work.append(&mut r.tasks);
         }
-        if let Some(status) = &self.generator {
-            let g = &self.config.generator;
-            let mix = SchemaMix {
-                v1: g.schema_mix[0],
-                v2: g.schema_mix[1],
-                v3: g.schema_mix[2],
-            };
-            let run = generate::run_realtime(
-                self.bus.clone(),
-                g.seed,
-                g.events_per_second,
-                mix,
-                status.clone(),
-                stop.clone(),
-            );
-            tasks.spawn(async move {
-                run.await;
-                Ok(())
-            });
-        }
-        if let Some(batch) = &self.batch {
-            let running = self.readiness.component("batch-scheduler");
-            let run = heal_batch::run_scheduler(
-                batch.engine.clone(),
-                (*batch.schedules).clone(),
-                batch.state.clone(),
-                stop.clone(),
-            );
+        for task in work {
+            let running = task.component.map(|c| self.readiness.component(c));
             let fail = fail_tx.clone();
+            let what = task.what;
+            let run = task.start(stop.clone());
             tasks.spawn(async move {
-                running.store(true, Ordering::SeqCst);
+                if let Some(r) = &running {
+                    r.store(true, Ordering::SeqCst);
+                }
                 let result = run.await;
-                running.store(false, Ordering::SeqCst);
+                if let Some(r) = &running {
+                    r.store(false, Ordering::SeqCst);
+                }
                 if let Err(e) = &result {
-                    tracing::error!(error = %e, "batch scheduler failed");
+                    tracing::error!(error = %e, task = what, "a role's task failed; stopping");
                     let _ = fail.send(true);
                 }
-                result.map_err(anyhow::Error::from)
+                result
             });
         }
         let mut bound_addrs = Vec::new();

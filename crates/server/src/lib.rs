@@ -6,8 +6,9 @@
 
 pub mod aiops;
 mod app;
-pub mod generate;
 mod health;
+pub mod role;
+mod roles;
 pub mod telemetry;
 
 pub use app::{App, Listen, Mode};

@@ -1,6 +1,7 @@
 //! Structured logs (text or JSON) and the Prometheus metrics recorder.
 
 use heal_config::LogFormat;
+use heal_model::metric::{Kind, Metric};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
@@ -48,68 +49,109 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!(
-        "heal_ingest_events_received_total",
-        "Events received by the ingest role, by source."
-    );
-    describe_counter!(
-        "heal_ingest_events_inserted_total",
-        "Events stored for the first time, by source."
-    );
-    describe_counter!(
-        "heal_ingest_events_duplicate_total",
-        "Deliveries of already stored events, by source."
-    );
-    describe_counter!(
-        "heal_ingest_events_late_total",
-        "Events stored and flagged late, by source."
-    );
-    describe_counter!(
-        "heal_ingest_events_quarantined_total",
-        "Events quarantined, by source and reason."
-    );
-    describe_counter!("heal_ingest_batches_total", "Batches committed, by source.");
-    describe_counter!(
-        "heal_ingest_batch_errors_total",
-        "Batches that failed and were retried."
-    );
-    describe_counter!(
-        "heal_generator_events_sent_total",
-        "Events the generator published."
-    );
-    describe_gauge!("heal_up", "1 while the role runs, by role.");
-    describe_counter!(
-        "heal_ingest_offset_gaps_total",
-        "Times the broker skipped records and a partition was re-read."
-    );
-    describe_counter!(
-        "heal_ingest_stalled_partitions_total",
-        "Times a partition with records left delivered nothing and was re-read."
-    );
-    describe_counter!(
-        "heal_batch_runs_total",
-        "Partition runs finished, by batch_job and status."
-    );
-    describe_counter!(
-        "heal_batch_attempt_failures_total",
-        "Failed attempts of partition runs, by batch_job."
-    );
-    describe_histogram!(
-        "heal_batch_partition_seconds",
-        "Wall time of one partition run, retries included, by batch_job."
-    );
-    describe_counter!(
-        "heal_batch_rows_written_total",
-        "Rows written by successful partition runs, by batch_job."
-    );
-    describe_gauge!(
-        "heal_batch_last_success_timestamp_seconds",
-        "Unix time of the latest successful partition run, by batch_job."
-    );
-    describe_histogram!(
+/// The metrics the server itself records.
+pub const METRICS: &[Metric] = &[
+    Metric::gauge("heal_up", &["role"], "1 while the role runs, by role."),
+    Metric::histogram(
         "heal_http_request_duration_seconds",
-        "HTTP request latency, by route and status."
-    );
+        &["route", "status"],
+        "HTTP request latency, by route (the matched path pattern) and status.",
+    ),
+];
+
+/// Every metric a `heal` process can record: each crate's declarations.
+pub fn all_metrics() -> Vec<Metric> {
+    [
+        METRICS,
+        heal_generator::metrics::METRICS,
+        heal_ingest::metrics::METRICS,
+        heal_batch::metrics::METRICS,
+        heal_quality::metrics::METRICS,
+        heal_lineage::metrics::METRICS,
+        heal_aiops::metrics::METRICS,
+    ]
+    .concat()
+}
+
+fn describe() {
+    for m in all_metrics() {
+        match m.kind {
+            Kind::Counter => metrics::describe_counter!(m.name, m.help),
+            Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
+            Kind::Histogram => metrics::describe_histogram!(m.name, m.help),
+        }
+    }
+}
+
+/// Records `heal_http_request_duration_seconds` for every request a role's router answers.
+pub async fn time_request(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    metrics::histogram!(
+        "heal_http_request_duration_seconds",
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// docs/observability.md's metrics table: name → (kind, labels).
+    fn documented() -> BTreeMap<String, (String, Vec<String>)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/observability.md");
+        let text = std::fs::read_to_string(path).expect("docs/observability.md");
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 5 || !cells[1].starts_with("`heal_") {
+                continue;
+            }
+            let name = cells[1].trim_matches('`').to_string();
+            let mut labels: Vec<String> = cells[3]
+                .split(',')
+                .map(|l| l.trim().trim_matches('`').to_string())
+                .filter(|l| !l.is_empty() && l != "—")
+                .collect();
+            labels.sort();
+            out.insert(name, (cells[2].to_string(), labels));
+        }
+        out
+    }
+
+    #[test]
+    fn the_declared_metrics_are_the_documented_ones() {
+        let docs = documented();
+        let declared = all_metrics();
+        let mut names = std::collections::BTreeSet::new();
+        for m in &declared {
+            assert!(names.insert(m.name), "{} is declared twice", m.name);
+            let (kind, labels) = docs.get(m.name).unwrap_or_else(|| {
+                panic!("{} is declared but not in docs/observability.md", m.name)
+            });
+            assert_eq!(kind, m.kind.as_str(), "{}", m.name);
+            let mut want: Vec<String> = m.labels.iter().map(|l| l.to_string()).collect();
+            want.sort();
+            assert_eq!(labels, &want, "labels of {}", m.name);
+            assert!(!m.help.is_empty(), "{} has no help", m.name);
+        }
+        for name in docs.keys() {
+            assert!(
+                names.contains(name.as_str()),
+                "docs/observability.md lists {name}, which no crate declares"
+            );
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub use sqlx;
 
+pub mod faults;
 pub mod lineage_log;
 pub mod outage;
 pub mod versions;
@@ -47,18 +48,7 @@ pub struct Database {
 }
 
 /// Hides the password of a URL for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use heal_config::dburl::redact;
 
 impl Database {
     /// Connects to a PostgreSQL server.

@@ -88,6 +88,68 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Str
     Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
 }
 
+/// Polls the async `check` until it holds, backing off from 20 ms to 500 ms between tries;
+/// panics naming `what` after `within`.
+pub async fn wait_until<F, Fut>(what: &str, within: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    let mut pause = std::time::Duration::from_millis(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
+}
+
+/// The `heal` binary run as a child process by a test: `bin` is the test's
+/// `env!("CARGO_BIN_EXE_heal")`. By default it runs in the temp folder with
+/// `HEAL_LOG_LEVEL=warn`, and the test's own `DATABASE_URL` and `KAFKA_BOOTSTRAP_SERVERS` are
+/// not passed on (set them with [`Heal::env`]).
+pub struct Heal {
+    cmd: std::process::Command,
+}
+
+impl Heal {
+    pub fn new(bin: &str) -> Heal {
+        let mut cmd = std::process::Command::new(bin);
+        cmd.env("HEAL_LOG_LEVEL", "warn")
+            .env_remove("DATABASE_URL")
+            .env_remove("KAFKA_BOOTSTRAP_SERVERS")
+            .current_dir(std::env::temp_dir());
+        Heal { cmd }
+    }
+
+    /// Nothing from the test's environment but `PATH` (and what [`Heal::env`] adds after).
+    pub fn clean_env(mut self) -> Heal {
+        self.cmd
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Heal {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Runs in `dir` (for relative paths in the arguments).
+    pub fn dir(mut self, dir: impl AsRef<std::path::Path>) -> Heal {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs to completion with `args`.
+    pub fn run(mut self, args: &[&str]) -> std::process::Output {
+        self.cmd.args(args).output().expect("heal runs")
+    }
+}
+
 /// Polls `check` every 200 ms until it holds; panics naming `what` after 90 s.
 pub fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let started = std::time::Instant::now();
@@ -150,21 +212,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// Replaces the database name of a URL.
 pub fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[scheme_end..]
-        .find('/')
-        .map(|i| i + scheme_end)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{name}", &base[..host_end]);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
+    heal_config::dburl::with_database(url, name)
+        .expect("HEAL_TEST_DATABASE_URL is a postgresql:// URL")
 }
 
 impl TestDb {
@@ -233,19 +282,5 @@ impl TestDb {
                 admin_db.close().await;
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn replaces_database_names() {
-        assert_eq!(
-            with_database("postgresql://u@127.0.0.1:5432/test?sslmode=disable", "x"),
-            "postgresql://u@127.0.0.1:5432/x?sslmode=disable"
-        );
-        assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
     }
 }

@@ -76,7 +76,7 @@ pub async fn run(
         stats.clone(),
         stop_rx,
     ));
-    let publish = heal_server::generate::publish_scenario(&bus, scenario, |sent, expected| {
+    let publish = heal_generator::role::publish_scenario(&bus, scenario, |sent, expected| {
         progress.set(stats.messages.load(Ordering::Relaxed).min(sent), expected);
     });
     let (sent, _) = tokio::select! {

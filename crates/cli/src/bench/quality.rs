@@ -211,7 +211,7 @@ async fn ingest(
     ingestor.ingest(&source, chunk).await?;
     progress.finish();
     let truth = generator.ground_truth();
-    heal_server::generate::record_ground_truth(pool, "bench", &scenario.name, &truth).await?;
+    heal_store::faults::record_ground_truth(pool, "bench", &scenario.name, &truth).await?;
     Ok((n, truth))
 }
 

@@ -14,11 +14,9 @@ use crate::fields::{self, FieldUse};
 use crate::scenario::{FaultAction, Scenario, SchemaDrift, Target};
 use crate::sim::{rng_stream, to_datetime, uuid_from};
 use crate::versions::{self, VersionMix};
-use chrono::{DateTime, Utc};
-use heal_model::{wire, CanonicalEvent, EventBody, EventKind, FaultKind, SchemaVersion};
+use heal_model::{wire, CanonicalEvent, EventBody, EventKind, SchemaVersion};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// First RNG stream of the faults (fault `i` uses `STREAM_FAULTS + i`).
@@ -26,27 +24,7 @@ const STREAM_FAULTS: u64 = 1_000;
 /// Spread of the extra events of a volume spike after their original.
 const SPIKE_SPREAD_MS: i64 = 60_000;
 
-/// What one fault of a scenario did: the ground truth a run is scored against.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InjectionRecord {
-    pub kind: FaultKind,
-    /// Event target name (`payment`, `all`, …) or batch job name.
-    pub target: String,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
-    pub rate: f64,
-    /// Resolved parameters (defaults filled in).
-    pub params: Value,
-    /// Where affected events should end up: `quarantine:<reason_code>`, `late`,
-    /// `deduplicated`, `dropped`, `stored` or `job`.
-    pub expected: String,
-    /// Events affected. For `duplicate_events`, the number of extra copies sent; for
-    /// `volume_spike`, the number of extra events.
-    pub affected_count: u64,
-    /// Ids of the affected events. For `duplicate_events` each duplicated event's id once
-    /// (however many copies); for `volume_spike` the ids of the extra events.
-    pub affected_event_ids: Vec<String>,
-}
+pub use heal_model::fault::InjectionRecord;
 
 /// One message for the bus.
 pub(crate) struct Emission {

@@ -231,7 +231,7 @@ pub async fn record_ground_truth(
     scenario: &str,
     truth: &[InjectionRecord],
 ) {
-    heal_server::generate::record_ground_truth(pool, run_id, scenario, truth)
+    heal_store::faults::record_ground_truth(pool, run_id, scenario, truth)
         .await
         .unwrap();
 }

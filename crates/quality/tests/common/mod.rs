@@ -114,7 +114,7 @@ pub async fn scenario_cycle(
 ) -> (CycleReport, Vec<InjectionRecord>) {
     let (items, truth) = generate(scenario);
     ingest_all(pool, items).await;
-    heal_server::generate::record_ground_truth(pool, "test", &scenario.name, &truth)
+    heal_store::faults::record_ground_truth(pool, "test", &scenario.name, &truth)
         .await
         .expect("ground truth");
     if batch {

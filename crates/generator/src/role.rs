@@ -1,10 +1,10 @@
-//! Running the generator against the outside world: publishing a scenario's events to the
-//! `raw-events` topic (or writing them as NDJSON), recording the ground truth of its faults in
-//! `fault_injections`, and the real-time generator role.
+//! The generator against the outside world: publishing a scenario's events to the
+//! `raw-events` topic (or writing them as NDJSON), the real-time generator role, and what it
+//! declares to lineage. (The ground truth of a run goes to `heal_store::faults`.)
 
+use crate::{GeneratedEvent, Generator, InjectionRecord, Scenario, SchemaMix};
 use chrono::Utc;
 use heal_bus::{Bus, Record};
-use heal_generator::{GeneratedEvent, Generator, InjectionRecord, Scenario, SchemaMix};
 use heal_model::topics;
 use sqlx::PgPool;
 use std::io::Write;
@@ -63,41 +63,6 @@ pub fn write_scenario(
     }
     out.flush()?;
     Ok((n, generator.ground_truth()))
-}
-
-/// Stores the ground truth of one generator run.
-pub async fn record_ground_truth(
-    pool: &PgPool,
-    run_id: &str,
-    scenario: &str,
-    truth: &[InjectionRecord],
-) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for (i, r) in truth.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO fault_injections (run_id, scenario, fault_index, kind, target, window_start, window_end,
-                                           rate, params, expected, affected_count, affected_event_ids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-             ON CONFLICT (run_id, fault_index) DO UPDATE
-             SET affected_count = EXCLUDED.affected_count, affected_event_ids = EXCLUDED.affected_event_ids,
-                 recorded_at = now()",
-        )
-        .bind(run_id)
-        .bind(scenario)
-        .bind(i as i32)
-        .bind(r.kind.as_str())
-        .bind(&r.target)
-        .bind(r.window_start)
-        .bind(r.window_end)
-        .bind(r.rate)
-        .bind(&r.params)
-        .bind(&r.expected)
-        .bind(r.affected_count as i64)
-        .bind(serde_json::json!(r.affected_event_ids))
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await
 }
 
 /// Live counters of the real-time generator role.
@@ -169,7 +134,7 @@ pub async fn announce(pool: &PgPool, bootstrap: Option<&str>) -> Result<(), sqlx
             ),
         },
     });
-    let topic = heal_ingest::lineage::topic_dataset(&producer, bootstrap, topics::RAW_EVENTS);
+    let topic = ol::topic_dataset(&producer, bootstrap, topics::RAW_EVENTS);
     let event = ol::job_event(&producer, at, job, vec![], vec![topic]);
     heal_store::lineage_log::record(pool, "generator", &event).await?;
     Ok(())
