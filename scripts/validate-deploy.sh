@@ -133,8 +133,6 @@ EXTERNAL='{
   --message "external.database.url is required"
 "${RENDER[@]}" expect-failure helm/heal --values-json '{"kafka": {"enabled": false}}' \
   --message "external.kafka.bootstrapServers is required"
-"${RENDER[@]}" expect-failure helm/heal --values-json '{"roles": {"incidents": {"replicas": 1}}}' \
-  --message "does not implement the incidents role"
 "${RENDER[@]}" expect-failure helm/heal --values-json '{"image": {"tag": "latest"}}' \
   --message "not latest"
 step "rendered chart: yamllint and kubernetes-validate --strict"

@@ -15,13 +15,14 @@ pub use app::{App, Listen, Mode};
 pub use health::Readiness;
 
 /// Roles whose implementation exists in this build.
-pub const IMPLEMENTED_ROLES: [heal_config::Role; 6] = [
+pub const IMPLEMENTED_ROLES: [heal_config::Role; 7] = [
     heal_config::Role::Generator,
     heal_config::Role::Ingest,
     heal_config::Role::Batch,
     heal_config::Role::Quality,
     heal_config::Role::Lineage,
     heal_config::Role::Aiops,
+    heal_config::Role::Incidents,
 ];
 
 /// The quality engine a configuration asks for: the checks of `quality.checks_file` (or the

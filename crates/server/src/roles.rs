@@ -17,13 +17,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// Roles in the order they are built.
-pub const BUILD_ORDER: [Role; 6] = [
+pub const BUILD_ORDER: [Role; 7] = [
     Role::Lineage,
     Role::Ingest,
     Role::Generator,
     Role::Batch,
     Role::Quality,
     Role::Aiops,
+    Role::Incidents,
 ];
 
 /// What other parts of the process (and `heal demo`) reach into a built role for.
@@ -49,7 +50,7 @@ pub async fn build(
         Role::Lineage => lineage(config, db, bus, handles).await?,
         Role::Quality => quality(config, db, bus, handles).await?,
         Role::Aiops => aiops(config, db, bus, handles).await?,
-        Role::Incidents => anyhow::bail!("the {role} role is not implemented yet"),
+        Role::Incidents => incidents(config, db, bus),
     })
 }
 
@@ -313,6 +314,23 @@ async fn aiops(
         },
     );
     Ok(Running::new(heal_aiops::http::routes(role)).task(engine))
+}
+
+fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
+    let pool = db.pool().clone();
+    let group = format!("{}-incidents", config.kafka.group_prefix);
+    let (store, bus) = (pool.clone(), bus.clone());
+    let consume = Task::new(
+        "incident store",
+        Some("incident-store"),
+        move |stop| async move {
+            let consumer = bus.consumer(&group, topics::INCIDENTS)?;
+            heal_incidents::role::run_loop(store, consumer, topics::INCIDENTS.to_string(), stop)
+                .await;
+            Ok(())
+        },
+    );
+    Running::new(heal_incidents::http::routes(pool)).task(consume)
 }
 
 #[cfg(test)]

@@ -69,6 +69,7 @@ pub fn all_metrics() -> Vec<Metric> {
         heal_quality::metrics::METRICS,
         heal_lineage::metrics::METRICS,
         heal_aiops::metrics::METRICS,
+        heal_incidents::metrics::METRICS,
     ]
     .concat()
 }

@@ -1,0 +1,308 @@
+//! The incident API:
+//! - `GET /api/incidents?state=&class=&severity=&dataset=&since=&until=&limit=&offset=`
+//! - `GET /api/incidents/{id}` (with its timeline and feedback)
+//! - `POST /api/incidents/{id}/acknowledge`, `/resolve`, `/reopen`, `/notes`, `/feedback`
+//! - `GET /api/incidents/{id}/similar` (similar past incidents and how they ended)
+//! - `GET /api/incidents/similar/{classification}` (the seed's endpoint)
+//!
+//! Errors: 404 for unknown ids, 409 for a move the state machine refuses, 400 naming the field
+//! for bad parameters and bodies (`heal-http`'s shape).
+
+use crate::state::{Move, Reason, State};
+use crate::store::{self, Error, Feedback, Filter};
+use axum::extract::{Path, Query, State as Ctx};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use heal_http::{only, ApiError};
+use heal_model::incident::IncidentClass;
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+use std::collections::HashMap;
+
+pub fn routes(pool: PgPool) -> Router {
+    Router::new()
+        .route("/api/incidents", get(list))
+        .route("/api/incidents/similar/{classification}", get(of_class))
+        .route("/api/incidents/{id}", get(one))
+        .route("/api/incidents/{id}/similar", get(similar))
+        .route("/api/incidents/{id}/acknowledge", post(acknowledge))
+        .route("/api/incidents/{id}/resolve", post(resolve))
+        .route("/api/incidents/{id}/reopen", post(reopen))
+        .route("/api/incidents/{id}/notes", post(note))
+        .route("/api/incidents/{id}/feedback", post(feedback))
+        .with_state(pool)
+}
+
+type Params = Query<HashMap<String, String>>;
+type Answer = Result<Response, ApiError>;
+
+fn store_error(e: Error) -> ApiError {
+    match e {
+        Error::NotFound(id) => ApiError::not_found(format!("no incident {id:?}")).with_field("id"),
+        Error::Conflict(m) => ApiError::conflict(m).with_code("illegal_transition"),
+        Error::Db(e) => ApiError::unavailable("the incident store", e),
+    }
+}
+
+fn time(p: &HashMap<String, String>, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    heal_http::parse::<DateTime<Utc>>(p, name, "an RFC 3339 time such as 2026-03-02T10:00:00Z")
+}
+
+fn class(field: &str, s: &str) -> Result<IncidentClass, ApiError> {
+    s.parse::<IncidentClass>()
+        .map_err(|e| ApiError::invalid(field, e))
+}
+
+async fn list(Ctx(pool): Ctx<PgPool>, Query(p): Params) -> Answer {
+    only(
+        &p,
+        &[
+            "state", "class", "severity", "dataset", "since", "until", "limit", "offset",
+        ],
+    )?;
+    let state = match p.get("state") {
+        Some(s) => Some(
+            s.parse::<State>()
+                .map_err(|e| ApiError::invalid("state", e))?,
+        ),
+        None => None,
+    };
+    let class = match p.get("class") {
+        Some(c) => Some(class("class", c)?.as_str().to_string()),
+        None => None,
+    };
+    let severity = match p.get("severity") {
+        Some(s) => Some(
+            s.parse::<heal_model::quality::Severity>()
+                .map_err(|e| ApiError::invalid("severity", e))?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let limit =
+        heal_http::parse::<i64>(&p, "limit", "a whole number from 1 to 1000")?.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be from 1 to 1000"));
+    }
+    let offset = heal_http::parse::<i64>(&p, "offset", "a whole number ≥ 0")?.unwrap_or(0);
+    if offset < 0 {
+        return Err(ApiError::invalid("offset", "offset must be ≥ 0"));
+    }
+    let filter = Filter {
+        state,
+        class,
+        severity,
+        node: p.get("dataset").cloned(),
+        since: time(&p, "since")?,
+        until: time(&p, "until")?,
+        limit,
+        offset,
+    };
+    let (incidents, total) = store::list(&pool, &filter).await.map_err(store_error)?;
+    Ok(
+        Json(json!({ "incidents": incidents, "total": total, "limit": limit, "offset": offset }))
+            .into_response(),
+    )
+}
+
+async fn one(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>) -> Answer {
+    let d = store::get(&pool, &id).await.map_err(store_error)?;
+    Ok(Json(d).into_response())
+}
+
+async fn similar(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, Query(p): Params) -> Answer {
+    only(&p, &["limit"])?;
+    let limit =
+        heal_http::parse::<usize>(&p, "limit", "a whole number from 1 to 100")?.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be from 1 to 100"));
+    }
+    let s = store::similar(&pool, &id, limit)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "incident": id, "similar": s })).into_response())
+}
+
+async fn of_class(Ctx(pool): Ctx<PgPool>, Path(c): Path<String>, Query(p): Params) -> Answer {
+    only(&p, &["limit"])?;
+    let c = class("classification", &c)?;
+    let limit =
+        heal_http::parse::<i64>(&p, "limit", "a whole number from 1 to 1000")?.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be from 1 to 1000"));
+    }
+    let s = store::of_class(&pool, c.as_str(), limit)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(s).into_response())
+}
+
+/// The JSON object of a body (an empty body is an empty object).
+fn object(body: &axum::body::Bytes) -> Result<Map<String, Value>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_body("the body must be a JSON object")),
+        Err(e) => Err(ApiError::bad_body(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// An optional string field; present with another type is a 400 naming it.
+fn text(m: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() <= 10_000 => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be at most 10000 characters"),
+        )),
+        Some(_) => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must be a string"),
+        )),
+    }
+}
+
+fn known(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ApiError::invalid_field(
+            k,
+            format!("unknown field {k:?}; accepted: {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn actor(m: &Map<String, Value>) -> Result<String, ApiError> {
+    Ok(text(m, "actor")?.unwrap_or_else(|| "operator".to_string()))
+}
+
+async fn moved(pool: &PgPool, id: &str, m: Move, body: &axum::body::Bytes) -> Answer {
+    let b = object(body)?;
+    known(&b, &["actor", "note"])?;
+    let s = store::transition(pool, id, m, &actor(&b)?, text(&b, "note")?.as_deref())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(s).into_response())
+}
+
+async fn acknowledge(
+    Ctx(pool): Ctx<PgPool>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    moved(&pool, &id, Move::Acknowledge, &body).await
+}
+
+async fn reopen(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, body: axum::body::Bytes) -> Answer {
+    moved(&pool, &id, Move::Reopen, &body).await
+}
+
+/// `{"reason": "duplicates", "note": "…"}`; the seed's callers send `{"resolution": "…"}`
+/// (free text): that is reason `other` with the text as the note.
+async fn resolve(
+    Ctx(pool): Ctx<PgPool>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let b = object(&body)?;
+    known(&b, &["reason", "note", "actor", "resolution"])?;
+    let seed = text(&b, "resolution")?;
+    let reason = match (text(&b, "reason")?, &seed) {
+        (Some(r), _) => Reason::operator(&r).map_err(|e| ApiError::invalid_field("reason", e))?,
+        (None, Some(_)) => Reason::Other,
+        (None, None) => return Err(ApiError::invalid_field(
+            "reason",
+            "reason is required: false_positive, missing_data, duplicates, out_of_bounds or other",
+        )
+        .with_code("missing_field")),
+    };
+    let note = text(&b, "note")?.or(seed);
+    let s = store::transition(
+        &pool,
+        &id,
+        Move::Resolve(reason),
+        &actor(&b)?,
+        note.as_deref(),
+    )
+    .await
+    .map_err(store_error)?;
+    Ok(Json(s).into_response())
+}
+
+async fn note(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, body: axum::body::Bytes) -> Answer {
+    let b = object(&body)?;
+    known(&b, &["note", "actor"])?;
+    let Some(n) = text(&b, "note")?.filter(|n| !n.trim().is_empty()) else {
+        return Err(
+            ApiError::invalid_field("note", "note is required (a non-empty string)")
+                .with_code("missing_field"),
+        );
+    };
+    store::note(&pool, &id, &actor(&b)?, &n)
+        .await
+        .map_err(store_error)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "incident": id, "note": n })),
+    )
+        .into_response())
+}
+
+/// `{"class": "LATE_DATA", "root_cause": "dataset:orders", "remediation_worked": true,
+/// "note": "…"}`: at least one of the first three.
+async fn feedback(
+    Ctx(pool): Ctx<PgPool>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
+    let b = object(&body)?;
+    known(
+        &b,
+        &["class", "root_cause", "remediation_worked", "note", "actor"],
+    )?;
+    let class = match text(&b, "class")? {
+        Some(c) => Some(
+            class("class", &c)
+                .map_err(|e| e.with_code("invalid_field"))?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let worked = match b.get("remediation_worked") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(v)) => Some(*v),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "remediation_worked",
+                "remediation_worked must be true or false",
+            ))
+        }
+    };
+    let f = Feedback {
+        class,
+        root_cause: text(&b, "root_cause")?,
+        remediation_worked: worked,
+        note: text(&b, "note")?,
+    };
+    if f.class.is_none() && f.root_cause.is_none() && f.remediation_worked.is_none() {
+        return Err(ApiError::bad_body(
+            "give at least one of class, root_cause, remediation_worked",
+        )
+        .with_code("missing_field"));
+    }
+    store::feedback(&pool, &id, &actor(&b)?, &f)
+        .await
+        .map_err(store_error)?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "incident": id, "stored": true })),
+    )
+        .into_response())
+}
