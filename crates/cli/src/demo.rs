@@ -85,6 +85,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
             heal_config::Role::Quality,
             heal_config::Role::Lineage,
             heal_config::Role::Aiops,
+            heal_config::Role::Incidents,
         ]),
         heal_server::Mode::Monolithic,
     )
