@@ -10,7 +10,9 @@ use crate::llm::Llm;
 use crate::metrics as m;
 use crate::topology::{LineageSource, Topology};
 use heal_bus::{Bus, Consumer, Message, Record};
-use heal_model::incident::{Incident, IncidentClass, IncidentMessage};
+use heal_model::incident::{
+    FeedbackMessage, Incident, IncidentClass, IncidentMessage, ACTION_NAMES,
+};
 use heal_model::pipeline::PipelineEvent;
 use heal_model::quality::FailureEvent;
 use sqlx::PgPool;
@@ -62,6 +64,7 @@ impl AiopsRole {
         m::register(&[
             heal_model::topics::DATA_QUALITY_CHECKS,
             heal_model::topics::PIPELINE_EVENTS,
+            heal_model::topics::INCIDENT_FEEDBACK,
         ]);
         // A lineage role that is not up yet must not hold this one back: start on what
         // answers within a few seconds, and refresh later.
@@ -99,6 +102,19 @@ impl AiopsRole {
             let features: Vec<String> = serde_json::from_value(features).unwrap_or_default();
             if let Ok(class) = class.parse::<IncidentClass>() {
                 engine.learn(features, class);
+            }
+        }
+        let outcomes: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT incident_class, action, worked FROM aiops_feedback
+             WHERE action IS NOT NULL AND worked IS NOT NULL AND incident_class IS NOT NULL
+             ORDER BY at",
+        )
+        .fetch_all(&pool)
+        .await?;
+        for (class, action, worked) in outcomes {
+            let action = ACTION_NAMES.iter().find(|a| **a == action);
+            if let (Ok(class), Some(action)) = (class.parse::<IncidentClass>(), action) {
+                engine.record_outcome(class, action, worked);
             }
         }
         Ok(AiopsRole {
@@ -161,26 +177,9 @@ impl AiopsRole {
         class: IncidentClass,
         source: &str,
     ) -> Result<bool, Error> {
-        let features = {
-            let e = self.engine.lock().expect("lock");
-            e.incidents()
-                .into_iter()
-                .find(|i| i.id == incident_id)
-                .map(|i| i.classification.features.clone())
-        };
-        let features = match features {
-            Some(f) => f,
-            None => {
-                let body: Option<(serde_json::Value,)> =
-                    sqlx::query_as("SELECT body FROM aiops_incidents WHERE id = $1")
-                        .bind(incident_id)
-                        .fetch_optional(&self.pool)
-                        .await?;
-                match body.and_then(|(b,)| serde_json::from_value::<Incident>(b).ok()) {
-                    Some(i) => i.classification.features,
-                    None => return Ok(false),
-                }
-            }
+        let features = match self.incident_of(incident_id).await? {
+            Some(i) => i.classification.features,
+            None => return Ok(false),
         };
         sqlx::query("INSERT INTO aiops_labels (incident_id, features, class, source) VALUES ($1, $2, $3, $4)")
             .bind(incident_id)
@@ -191,6 +190,89 @@ impl AiopsRole {
             .await?;
         self.engine.lock().expect("lock").learn(features, class);
         Ok(true)
+    }
+
+    /// The incident as the engine holds it, or as last stored.
+    async fn incident_of(&self, id: &str) -> Result<Option<Incident>, Error> {
+        let held = {
+            let e = self.engine.lock().expect("lock");
+            e.incidents().into_iter().find(|i| i.id == id).cloned()
+        };
+        if held.is_some() {
+            return Ok(held);
+        }
+        let body: Option<(serde_json::Value,)> =
+            sqlx::query_as("SELECT body FROM aiops_incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(body.and_then(|(b,)| serde_json::from_value::<Incident>(b).ok()))
+    }
+
+    /// Learns from operators' feedback (`incident-feedback`), each message once: the class
+    /// they gave becomes a label, a remediation outcome re-ranks later recommendations of that
+    /// class. Returns how many messages taught something.
+    pub async fn on_feedback(&self, batch: &[Message]) -> usize {
+        let mut taught = 0;
+        for msg in batch {
+            let f = match serde_json::from_slice::<FeedbackMessage>(&msg.payload) {
+                Ok(f) => f,
+                Err(e) => {
+                    self.dead_letter(msg, &format!("not a feedback message: {e}"))
+                        .await;
+                    continue;
+                }
+            };
+            match self.learn_feedback(&f).await {
+                Ok(true) => taught += 1,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, incident = %f.incident_id,
+                    "cannot learn from feedback"),
+            }
+        }
+        taught
+    }
+
+    async fn learn_feedback(&self, f: &FeedbackMessage) -> Result<bool, Error> {
+        let Some(incident) = self.incident_of(&f.incident_id).await? else {
+            tracing::warn!(incident = %f.incident_id, "feedback on an incident AI Ops does not know");
+            return Ok(false);
+        };
+        let outcome_class = f.class.unwrap_or(incident.classification.class);
+        let action = f
+            .action
+            .as_deref()
+            .and_then(|a| ACTION_NAMES.iter().find(|n| **n == a).copied());
+        let outcome = f.remediation_worked.zip(action);
+        let first = sqlx::query(
+            "INSERT INTO aiops_feedback (event_id, incident_id, class, incident_class, action, worked)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&f.event_id)
+        .bind(&f.incident_id)
+        .bind(f.class.map(|c| c.as_str()))
+        .bind(outcome.map(|_| outcome_class.as_str()))
+        .bind(outcome.map(|(_, a)| a))
+        .bind(outcome.map(|(w, _)| w))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !first {
+            return Ok(false);
+        }
+        let mut taught = false;
+        if let Some(class) = f.class {
+            taught |= self.label(&f.incident_id, class, "feedback").await?;
+        }
+        if let Some((worked, action)) = outcome {
+            self.engine
+                .lock()
+                .expect("lock")
+                .record_outcome(outcome_class, action, worked);
+            taught = true;
+        }
+        Ok(taught)
     }
 
     /// Reads a batch of failure-event messages; returns the incident messages published.
@@ -444,6 +526,7 @@ pub async fn run_loop(
     role: Arc<AiopsRole>,
     mut failures: (Consumer, String),
     mut pipeline: (Consumer, String),
+    mut feedback: (Consumer, String),
     refresh: Duration,
     stop: watch::Receiver<bool>,
 ) {
@@ -475,6 +558,17 @@ pub async fn run_loop(
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read pipeline events");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        match feedback.0.poll_batch(200, Duration::from_millis(20)).await {
+            Ok(b) if !b.is_empty() => {
+                role.on_feedback(&b).await;
+                commit(&feedback.0, &feedback.1, &b);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read incident feedback");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }

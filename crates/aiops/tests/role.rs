@@ -429,3 +429,101 @@ async fn a_store_outage_on_pipeline_events_opens_a_stored_infrastructure_inciden
         t.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_feedback_relabels_and_reranks_later_decisions_once_per_message() {
+    use heal_model::incident::FeedbackMessage;
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        let role = AiopsRole::new(
+            t.pool().clone(),
+            None,
+            "incidents",
+            Arc::new(Fixed),
+            Settings::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        let batch = [message(
+            "data-quality-checks",
+            1,
+            serde_json::to_vec(&failure(1, "payments")).unwrap(),
+        )];
+        role.on_failures(&batch).await;
+        let inc = role.incidents()[0].clone();
+        let top = |i: &heal_model::incident::Incident| i.recommendations[0].action.name();
+        assert_eq!(top(&inc), "replay_quarantine", "{backend}");
+
+        // The replay did not work, five times over: the same kind of incident is now
+        // answered with another action first.
+        let mut feedback = Vec::new();
+        for k in 0..5 {
+            let mut f = FeedbackMessage::new(&inc.id, "ana");
+            f.remediation_worked = Some(false);
+            f.action = Some("replay_quarantine".into());
+            feedback.push(message(
+                "incident-feedback",
+                k,
+                serde_json::to_vec(&f).unwrap(),
+            ));
+        }
+        let mut relabel = FeedbackMessage::new(&inc.id, "ana");
+        relabel.class = Some(IncidentClass::SchemaDrift);
+        feedback.push(message(
+            "incident-feedback",
+            9,
+            serde_json::to_vec(&relabel).unwrap(),
+        ));
+        feedback.push(message("incident-feedback", 10, b"{}".to_vec()));
+        assert_eq!(role.on_feedback(&feedback).await, 6, "{backend}");
+        assert_eq!(
+            role.on_feedback(&feedback[..6]).await,
+            0,
+            "{backend}: each message once"
+        );
+        assert_eq!(role.stats()["labels_learned"], 1);
+        assert_eq!(role.stats()["dead_letters"], 1);
+        let mut again = failure(1, "payments");
+        again.change = ConditionChange::Escalated;
+        again.severity = Severity::Critical;
+        role.on_failures(&[message(
+            "data-quality-checks",
+            2,
+            serde_json::to_vec(&again).unwrap(),
+        )])
+        .await;
+        let after = role.incidents()[0].clone();
+        assert_ne!(
+            top(&after),
+            "replay_quarantine",
+            "{backend}: {:?}",
+            after.recommendations
+        );
+
+        // A restarted role takes the outcomes back.
+        let restarted = AiopsRole::new(
+            t.pool().clone(),
+            None,
+            "incidents",
+            Arc::new(Fixed),
+            Settings::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        restarted
+            .on_failures(&[message(
+                "data-quality-checks",
+                3,
+                serde_json::to_vec(&again).unwrap(),
+            )])
+            .await;
+        assert_ne!(
+            top(&restarted.incidents()[0]),
+            "replay_quarantine",
+            "{backend}"
+        );
+        t.finish().await;
+    }
+}

@@ -16,12 +16,21 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use heal_http::{only, ApiError};
-use heal_model::incident::IncidentClass;
+use heal_model::incident::{FeedbackMessage, IncidentClass, ACTION_NAMES};
+use heal_model::topics::INCIDENT_FEEDBACK;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
 
-pub fn routes(pool: PgPool) -> Router {
+/// What the handlers share: the store, and the bus feedback is published on (none in tests
+/// that do not need it).
+#[derive(Clone)]
+pub struct Api {
+    pub pool: PgPool,
+    pub bus: Option<heal_bus::Bus>,
+}
+
+pub fn routes(pool: PgPool, bus: Option<heal_bus::Bus>) -> Router {
     Router::new()
         .route("/api/incidents", get(list))
         .route("/api/incidents/similar/{classification}", get(of_class))
@@ -32,7 +41,7 @@ pub fn routes(pool: PgPool) -> Router {
         .route("/api/incidents/{id}/reopen", post(reopen))
         .route("/api/incidents/{id}/notes", post(note))
         .route("/api/incidents/{id}/feedback", post(feedback))
-        .with_state(pool)
+        .with_state(Api { pool, bus })
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -55,7 +64,7 @@ fn class(field: &str, s: &str) -> Result<IncidentClass, ApiError> {
         .map_err(|e| ApiError::invalid(field, e))
 }
 
-async fn list(Ctx(pool): Ctx<PgPool>, Query(p): Params) -> Answer {
+async fn list(Ctx(Api { pool, .. }): Ctx<Api>, Query(p): Params) -> Answer {
     only(
         &p,
         &[
@@ -108,12 +117,16 @@ async fn list(Ctx(pool): Ctx<PgPool>, Query(p): Params) -> Answer {
     )
 }
 
-async fn one(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>) -> Answer {
+async fn one(Ctx(Api { pool, .. }): Ctx<Api>, Path(id): Path<String>) -> Answer {
     let d = store::get(&pool, &id).await.map_err(store_error)?;
     Ok(Json(d).into_response())
 }
 
-async fn similar(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, Query(p): Params) -> Answer {
+async fn similar(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    Path(id): Path<String>,
+    Query(p): Params,
+) -> Answer {
     only(&p, &["limit"])?;
     let limit =
         heal_http::parse::<usize>(&p, "limit", "a whole number from 1 to 100")?.unwrap_or(10);
@@ -126,7 +139,11 @@ async fn similar(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, Query(p): Param
     Ok(Json(json!({ "incident": id, "similar": s })).into_response())
 }
 
-async fn of_class(Ctx(pool): Ctx<PgPool>, Path(c): Path<String>, Query(p): Params) -> Answer {
+async fn of_class(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    Path(c): Path<String>,
+    Query(p): Params,
+) -> Answer {
     only(&p, &["limit"])?;
     let c = class("classification", &c)?;
     let limit =
@@ -192,21 +209,25 @@ async fn moved(pool: &PgPool, id: &str, m: Move, body: &axum::body::Bytes) -> An
 }
 
 async fn acknowledge(
-    Ctx(pool): Ctx<PgPool>,
+    Ctx(Api { pool, .. }): Ctx<Api>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
     moved(&pool, &id, Move::Acknowledge, &body).await
 }
 
-async fn reopen(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, body: axum::body::Bytes) -> Answer {
+async fn reopen(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
     moved(&pool, &id, Move::Reopen, &body).await
 }
 
 /// `{"reason": "duplicates", "note": "…"}`; the seed's callers send `{"resolution": "…"}`
 /// (free text): that is reason `other` with the text as the note.
 async fn resolve(
-    Ctx(pool): Ctx<PgPool>,
+    Ctx(Api { pool, .. }): Ctx<Api>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Answer {
@@ -235,7 +256,11 @@ async fn resolve(
     Ok(Json(s).into_response())
 }
 
-async fn note(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, body: axum::body::Bytes) -> Answer {
+async fn note(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Answer {
     let b = object(&body)?;
     known(&b, &["note", "actor"])?;
     let Some(n) = text(&b, "note")?.filter(|n| !n.trim().is_empty()) else {
@@ -255,24 +280,24 @@ async fn note(Ctx(pool): Ctx<PgPool>, Path(id): Path<String>, body: axum::body::
 }
 
 /// `{"class": "LATE_DATA", "root_cause": "dataset:orders", "remediation_worked": true,
-/// "note": "…"}`: at least one of the first three.
-async fn feedback(
-    Ctx(pool): Ctx<PgPool>,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
-) -> Answer {
+/// "action": "backfill", "note": "…"}`: at least one of class, root_cause,
+/// remediation_worked. Stored, then published on `incident-feedback` for AI Ops to learn
+/// from (`action` defaults to the incident's top recommendation).
+async fn feedback(Ctx(api): Ctx<Api>, Path(id): Path<String>, body: axum::body::Bytes) -> Answer {
     let b = object(&body)?;
     known(
         &b,
-        &["class", "root_cause", "remediation_worked", "note", "actor"],
+        &[
+            "class",
+            "root_cause",
+            "remediation_worked",
+            "action",
+            "note",
+            "actor",
+        ],
     )?;
     let class = match text(&b, "class")? {
-        Some(c) => Some(
-            class("class", &c)
-                .map_err(|e| e.with_code("invalid_field"))?
-                .as_str()
-                .to_string(),
-        ),
+        Some(c) => Some(class("class", &c).map_err(|e| e.with_code("invalid_field"))?),
         None => None,
     };
     let worked = match b.get("remediation_worked") {
@@ -285,8 +310,20 @@ async fn feedback(
             ))
         }
     };
+    let action = text(&b, "action")?;
+    if let Some(a) = &action {
+        if !ACTION_NAMES.contains(&a.as_str()) {
+            return Err(ApiError::invalid_field(
+                "action",
+                format!(
+                    "{a:?} is not an action; use one of {}",
+                    ACTION_NAMES.join(", ")
+                ),
+            ));
+        }
+    }
     let f = Feedback {
-        class,
+        class: class.map(|c| c.as_str().to_string()),
         root_cause: text(&b, "root_cause")?,
         remediation_worked: worked,
         note: text(&b, "note")?,
@@ -297,12 +334,45 @@ async fn feedback(
         )
         .with_code("missing_field"));
     }
-    store::feedback(&pool, &id, &actor(&b)?, &f)
+    let who = actor(&b)?;
+    store::feedback(&api.pool, &id, &who, &f)
         .await
         .map_err(store_error)?;
+    let action = match (action, worked) {
+        (Some(a), _) => Some(a),
+        (None, Some(_)) => store::get(&api.pool, &id)
+            .await
+            .map_err(store_error)?
+            .incident["recommendations"][0]["action"]
+            .as_str()
+            .map(str::to_string),
+        (None, None) => None,
+    };
+    let mut m = FeedbackMessage::new(&id, &who);
+    m.class = class;
+    m.root_cause = f.root_cause.clone();
+    m.remediation_worked = worked;
+    m.action = action;
+    let published = match &api.bus {
+        Some(bus) => {
+            let record = heal_bus::Record {
+                key: id.as_bytes().to_vec(),
+                payload: serde_json::to_vec(&m).expect("feedback serializes"),
+                timestamp_ms: m.emitted_at.timestamp_millis(),
+            };
+            match bus.send(INCIDENT_FEEDBACK, vec![record]).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, incident = %id, "feedback stored but not published");
+                    false
+                }
+            }
+        }
+        None => false,
+    };
     Ok((
         axum::http::StatusCode::CREATED,
-        Json(json!({ "incident": id, "stored": true })),
+        Json(json!({ "incident": id, "stored": true, "published": published, "feedback": m })),
     )
         .into_response())
 }

@@ -363,7 +363,14 @@ async fn the_api_answers_and_refuses_as_documented() {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = heal_incidents::http::routes(t.pool().clone());
+    let bus = heal_bus::Bus::new(None).unwrap();
+    bus.create_topics(&[heal_model::topics::INCIDENT_FEEDBACK], 1, 1)
+        .await
+        .unwrap();
+    let mut learned = bus
+        .consumer("test", heal_model::topics::INCIDENT_FEEDBACK)
+        .unwrap();
+    let app = heal_incidents::http::routes(t.pool().clone(), Some(bus.clone()));
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let c = reqwest::Client::new();
     let get = |path: &str| {
@@ -485,12 +492,34 @@ async fn the_api_answers_and_refuses_as_documented() {
     );
     let (s, _) = post("/api/incidents/inc-1/notes", json!({"note": "done"})).await;
     assert_eq!(s, 201);
-    let (s, _) = post(
+    let (s, b) = post("/api/incidents/inc-1/feedback", json!({"action": "reboot"})).await;
+    assert_eq!((s, b["field"].as_str()), (400, Some("action")), "{b}");
+    let (s, b) = post(
         "/api/incidents/inc-1/feedback",
-        json!({"class": "duplicate_events", "remediation_worked": true}),
+        json!({"class": "duplicate_events", "remediation_worked": true, "action": "deduplicate"}),
     )
     .await;
-    assert_eq!(s, 201);
+    assert_eq!((s, b["published"].as_bool()), (201, Some(true)), "{b}");
+    // Published for AI Ops to learn from.
+    let got = learned
+        .poll_batch(10, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    let m: FeedbackMessage = serde_json::from_slice(&got[0].payload).unwrap();
+    assert_eq!(
+        (
+            m.incident_id.as_str(),
+            m.class,
+            m.remediation_worked,
+            m.action.as_deref()
+        ),
+        (
+            "inc-1",
+            Some(IncidentClass::DuplicateEvents),
+            Some(true),
+            Some("deduplicate")
+        )
+    );
     let (s, b) = get("/api/incidents/similar/duplicate_events").await;
     assert_eq!((s, b[0]["id"].as_str()), (200, Some("inc-1")), "{b}");
     let (_, b) = get("/api/incidents/inc-1").await;

@@ -376,6 +376,60 @@ impl IncidentMessage {
     }
 }
 
+/// Schema tag of [`FeedbackMessage`].
+pub const FEEDBACK_SCHEMA: &str = "heal.feedback/1";
+
+/// An operator's feedback on an incident, as the incidents role publishes it on
+/// `incident-feedback`: the right class (the classifier learns it) and whether the
+/// remediation worked (the success table that ranks recommendations learns it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackMessage {
+    pub schema: String,
+    pub event_id: String,
+    pub emitted_at: DateTime<Utc>,
+    pub incident_id: String,
+    pub actor: String,
+    /// The class the incident really was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<IncidentClass>,
+    /// The lineage key of the real root cause.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_cause: Option<String>,
+    /// Whether `action` worked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remediation_worked: Option<bool>,
+    /// The action the outcome is about (an [`Action`] name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+impl FeedbackMessage {
+    pub fn new(incident_id: &str, actor: &str) -> FeedbackMessage {
+        FeedbackMessage {
+            schema: FEEDBACK_SCHEMA.to_string(),
+            event_id: uuid::Uuid::new_v4().to_string(),
+            emitted_at: Utc::now(),
+            incident_id: incident_id.to_string(),
+            actor: actor.to_string(),
+            class: None,
+            root_cause: None,
+            remediation_worked: None,
+            action: None,
+        }
+    }
+}
+
+/// Every action's name, as [`Action::name`] gives it.
+pub const ACTION_NAMES: [&str; 7] = [
+    "replay_quarantine",
+    "backfill",
+    "rerun_job",
+    "deduplicate",
+    "hold_publication",
+    "pause_source",
+    "notify_owner",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +452,20 @@ mod tests {
         for k in crate::FaultKind::ALL {
             assert_ne!(IncidentClass::of_fault(k), IncidentClass::Unknown, "{k}");
         }
+    }
+
+    #[test]
+    fn feedback_round_trips_and_leaves_out_what_was_not_said() {
+        let mut f = FeedbackMessage::new("inc-1", "ana");
+        f.class = Some(IncidentClass::LateData);
+        f.remediation_worked = Some(true);
+        f.action = Some("backfill".into());
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(v["class"], "LATE_DATA");
+        assert!(v.get("root_cause").is_none());
+        let back: FeedbackMessage = serde_json::from_value(v).unwrap();
+        assert_eq!(back, f);
+        assert!(ACTION_NAMES.contains(&"backfill"));
     }
 
     #[test]

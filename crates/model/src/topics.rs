@@ -10,12 +10,15 @@ pub const INCIDENTS: &str = "incidents";
 pub const PIPELINE_EVENTS: &str = "pipeline-events";
 /// OpenLineage run events.
 pub const LINEAGE_EVENTS: &str = "lineage-events";
+/// Operators' feedback on incidents (the incidents role publishes, AI Ops learns from it).
+pub const INCIDENT_FEEDBACK: &str = "incident-feedback";
 
 /// Every topic the platform creates at start, in a stable order.
-pub const ALL: [&str; 5] = [
+pub const ALL: [&str; 6] = [
     RAW_EVENTS,
     DATA_QUALITY_CHECKS,
     INCIDENTS,
     PIPELINE_EVENTS,
     LINEAGE_EVENTS,
+    INCIDENT_FEEDBACK,
 ];

@@ -302,10 +302,15 @@ async fn aiops(
             let failures = bus.consumer(&format!("{prefix}-aiops"), topics::DATA_QUALITY_CHECKS)?;
             let pipeline =
                 bus.consumer(&format!("{prefix}-aiops-pipeline"), topics::PIPELINE_EVENTS)?;
+            let feedback = bus.consumer(
+                &format!("{prefix}-aiops-feedback"),
+                topics::INCIDENT_FEEDBACK,
+            )?;
             heal_aiops::role::run_loop(
                 running,
                 (failures, topics::DATA_QUALITY_CHECKS.to_string()),
                 (pipeline, topics::PIPELINE_EVENTS.to_string()),
+                (feedback, topics::INCIDENT_FEEDBACK.to_string()),
                 refresh,
                 stop,
             )
@@ -319,6 +324,7 @@ async fn aiops(
 fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
     let pool = db.pool().clone();
     let group = format!("{}-incidents", config.kafka.group_prefix);
+    let bus_for_api = bus.clone();
     let (store, bus) = (pool.clone(), bus.clone());
     let consume = Task::new(
         "incident store",
@@ -330,7 +336,7 @@ fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
             Ok(())
         },
     );
-    Running::new(heal_incidents::http::routes(pool)).task(consume)
+    Running::new(heal_incidents::http::routes(pool, Some(bus_for_api))).task(consume)
 }
 
 #[cfg(test)]
