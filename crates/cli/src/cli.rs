@@ -80,6 +80,9 @@ pub enum Command {
     /// recommended actions.
     #[command(subcommand)]
     Aiops(crate::aiops::AiopsCommand),
+    /// The incident store: list, show, acknowledge, resolve, reopen, note, give feedback.
+    #[command(subcommand)]
+    Incidents(crate::incidents::IncidentsCommand),
     /// Score detection, root cause and classification on scenario files whose truth is known
     /// (each run from scratch in a fresh database; see the README's scoring rules).
     Eval(crate::eval::EvalArgs),
@@ -167,6 +170,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lineage(cmd) => crate::lineage::lineage(&cli.global, cmd).await,
         Command::Quality(cmd) => crate::quality::quality(&cli.global, cmd).await,
         Command::Aiops(cmd) => crate::aiops::aiops(&cli.global, cmd).await,
+        Command::Incidents(cmd) => crate::incidents::incidents(&cli.global, cmd).await,
         Command::Eval(args) => crate::eval::eval(&cli.global, args).await,
         Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
     }

@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod demo;
 mod eval;
+mod incidents;
 mod lineage;
 mod ops;
 mod output;

@@ -1,0 +1,331 @@
+//! `heal incidents …`: the incident store. `list` and `show` read the database (or a running
+//! incidents role with `--url`); the moves, notes and feedback go through a running role's API
+//! (`--url`, by default the monolithic address), so they follow the same rules and feedback
+//! reaches AI Ops.
+
+use crate::cli::{load_config, open_database, Global, OutputFormat};
+use crate::output::table;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use heal_incidents::store::{self, Filter};
+use serde_json::{json, Value};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// List stored incidents, newest first.
+    List(ListArgs),
+    /// One incident with its timeline and feedback.
+    Show(ShowArgs),
+    /// Acknowledge an open incident.
+    Ack(MoveArgs),
+    /// Resolve an incident with a reason.
+    Resolve(ResolveArgs),
+    /// Reopen a resolved, false-positive or failed incident.
+    Reopen(MoveArgs),
+    /// Add a note to an incident's timeline.
+    Note(NoteArgs),
+    /// Give feedback: the right class, the right root cause, whether the remediation worked.
+    Feedback(FeedbackArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// open, acknowledged, remediating, verifying, resolved, failed or false_positive.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// An incident class, e.g. SCHEMA_DRIFT.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// A dataset (or job, stream) among the incident's symptoms and root cause.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    pub limit: i64,
+    /// A running incidents role (e.g. http://localhost:8087) instead of the database.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    pub incident: String,
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// The running incidents role (default: http://<http_addr> of the configuration).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Who does it (recorded in the timeline).
+    #[arg(long, default_value = "operator")]
+    pub actor: String,
+    #[arg(long, value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    pub incident: String,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    pub incident: String,
+    /// false_positive, missing_data, duplicates, out_of_bounds or other.
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct NoteArgs {
+    pub incident: String,
+    pub text: String,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    pub incident: String,
+    /// The class it really was, e.g. LATE_DATA.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// The lineage key of the real root cause, e.g. dataset:orders.
+    #[arg(long)]
+    pub root_cause: Option<String>,
+    /// Whether the remediation worked.
+    #[arg(long)]
+    pub worked: Option<bool>,
+    /// The action the outcome is about (default: the incident's top recommendation).
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+pub async fn incidents(global: &Global, cmd: IncidentsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        IncidentsCommand::List(a) => list(global, a).await,
+        IncidentsCommand::Show(a) => show(global, a).await,
+        IncidentsCommand::Ack(a) => {
+            let body = json!({ "note": a.note, "actor": a.remote.actor });
+            post(global, &a.remote, &a.incident, "acknowledge", body).await
+        }
+        IncidentsCommand::Reopen(a) => {
+            let body = json!({ "note": a.note, "actor": a.remote.actor });
+            post(global, &a.remote, &a.incident, "reopen", body).await
+        }
+        IncidentsCommand::Resolve(a) => {
+            let body = json!({ "reason": a.reason, "note": a.note, "actor": a.remote.actor });
+            post(global, &a.remote, &a.incident, "resolve", body).await
+        }
+        IncidentsCommand::Note(a) => {
+            let body = json!({ "note": a.text, "actor": a.remote.actor });
+            post(global, &a.remote, &a.incident, "notes", body).await
+        }
+        IncidentsCommand::Feedback(a) => {
+            let body = json!({
+                "class": a.class, "root_cause": a.root_cause, "remediation_worked": a.worked,
+                "action": a.action, "note": a.note, "actor": a.remote.actor,
+            });
+            post(global, &a.remote, &a.incident, "feedback", body).await
+        }
+    }
+}
+
+async fn list(global: &Global, a: ListArgs) -> anyhow::Result<ExitCode> {
+    let v: Value = match &a.url {
+        Some(url) => {
+            let mut q = format!(
+                "{}/api/incidents?limit={}",
+                url.trim_end_matches('/'),
+                a.limit
+            );
+            for (k, v) in [
+                ("state", &a.state),
+                ("class", &a.class),
+                ("dataset", &a.dataset),
+            ] {
+                if let Some(v) = v {
+                    q.push_str(&format!("&{k}={v}"));
+                }
+            }
+            answer(reqwest::get(&q).await.with_context(|| format!("GET {q}"))?).await?
+        }
+        None => {
+            let filter = Filter {
+                state: match &a.state {
+                    Some(s) => Some(
+                        s.parse()
+                            .map_err(|e: String| anyhow::anyhow!("--state: {e}"))?,
+                    ),
+                    None => None,
+                },
+                class: match &a.class {
+                    Some(c) => Some(
+                        c.parse::<heal_model::incident::IncidentClass>()
+                            .map_err(|e| anyhow::anyhow!("--class: {e}"))?
+                            .as_str()
+                            .to_string(),
+                    ),
+                    None => None,
+                },
+                node: a.dataset.clone(),
+                limit: a.limit.clamp(1, 1000),
+                ..Filter::default()
+            };
+            let config = load_config(global, &[])?;
+            let db = open_database(&config).await?;
+            let r = store::list(db.pool(), &filter).await;
+            db.close().await;
+            let (incidents, total) = r?;
+            json!({ "incidents": incidents, "total": total })
+        }
+    };
+    if a.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&[
+        "id",
+        "state",
+        "severity",
+        "class",
+        "root cause",
+        "since (data)",
+        "updated",
+    ]);
+    for i in v["incidents"].as_array().into_iter().flatten() {
+        let s = |k: &str| i[k].as_str().unwrap_or("-").to_string();
+        t.add_row(vec![
+            s("id").chars().take(8).collect(),
+            s("state"),
+            s("severity"),
+            s("class"),
+            s("root_cause"),
+            s("data_start"),
+            s("updated_at"),
+        ]);
+    }
+    println!("{t}");
+    println!("{} incident(s) in all", v["total"]);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(global: &Global, a: ShowArgs) -> anyhow::Result<ExitCode> {
+    let v: Value = match &a.url {
+        Some(url) => {
+            let q = format!("{}/api/incidents/{}", url.trim_end_matches('/'), a.incident);
+            answer(reqwest::get(&q).await.with_context(|| format!("GET {q}"))?).await?
+        }
+        None => {
+            let config = load_config(global, &[])?;
+            let db = open_database(&config).await?;
+            let r = store::get(db.pool(), &a.incident).await;
+            db.close().await;
+            match r {
+                Ok(d) => serde_json::to_value(d)?,
+                Err(store::Error::NotFound(id)) => bail!("no incident {id:?}"),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if a.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s = |k: &str| v[k].as_str().unwrap_or("-").to_string();
+    println!("{}  {}", s("id"), s("title"));
+    println!(
+        "state {} · {} · {} · root cause {}",
+        s("state"),
+        s("severity"),
+        s("class"),
+        s("root_cause")
+    );
+    if let Some(text) = v["incident"]["explanation"]["text"].as_str() {
+        println!("\n{text}");
+    }
+    let mut t = table(&["at", "actor", "what", "detail"]);
+    for e in v["timeline"].as_array().into_iter().flatten() {
+        t.add_row(vec![
+            e["at"].as_str().unwrap_or("").to_string(),
+            e["actor"].as_str().unwrap_or("").to_string(),
+            e["kind"].as_str().unwrap_or("").to_string(),
+            e["detail"].to_string(),
+        ]);
+    }
+    println!("\nTimeline:\n{t}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The body of a 2xx answer; an error answer's message otherwise.
+async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let field = body["field"]
+            .as_str()
+            .map(|f| format!(" (field {f})"))
+            .unwrap_or_default();
+        bail!(
+            "{status}: {}{field}",
+            body["message"].as_str().unwrap_or("no message")
+        );
+    }
+    Ok(body)
+}
+
+async fn post(
+    global: &Global,
+    remote: &Remote,
+    id: &str,
+    what: &str,
+    body: Value,
+) -> anyhow::Result<ExitCode> {
+    let base = match &remote.url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", load_config(global, &[])?.http_addr),
+    };
+    // Leave out what was not given.
+    let body: serde_json::Map<String, Value> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let url = format!("{base}/api/incidents/{id}/{what}");
+    let r = reqwest::Client::new()
+        .post(&url)
+        .json(&body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url} (is an incidents role running there? see --url)"))?;
+    let v = answer(r).await?;
+    match remote.output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        OutputFormat::Table => match v["state"].as_str() {
+            Some(state) => println!("{id}: {state}"),
+            None => println!("{id}: {what} stored"),
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
