@@ -334,16 +334,22 @@ pub async fn transition(
     summary(pool, id).await
 }
 
-/// Adds a note to the timeline.
-pub async fn note(pool: &PgPool, id: &str, actor: &str, text: &str) -> Result<()> {
+/// A transaction on an incident that exists, else [`Error::NotFound`].
+async fn begin_on<'a>(pool: &'a PgPool, id: &str) -> Result<Transaction<'a, Postgres>> {
     let mut tx = pool.begin().await?;
     let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-    if exists.is_none() {
-        return Err(Error::NotFound(id.to_string()));
+    match exists {
+        Some(_) => Ok(tx),
+        None => Err(Error::NotFound(id.to_string())),
     }
+}
+
+/// Adds a note to the timeline.
+pub async fn note(pool: &PgPool, id: &str, actor: &str, text: &str) -> Result<()> {
+    let mut tx = begin_on(pool, id).await?;
     timeline(&mut tx, id, actor, "note", json!({ "note": text }), None).await?;
     tx.commit().await?;
     Ok(())
@@ -360,14 +366,7 @@ pub struct Feedback {
 
 /// Stores feedback (and a timeline entry).
 pub async fn feedback(pool: &PgPool, id: &str, actor: &str, f: &Feedback) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_none() {
-        return Err(Error::NotFound(id.to_string()));
-    }
+    let mut tx = begin_on(pool, id).await?;
     sqlx::query(
         "INSERT INTO incident_feedback (incident_id, actor, class, root_cause, remediation_worked, note)
          VALUES ($1, $2, $3, $4, $5, $6)",

@@ -30,17 +30,26 @@ pub struct Metric {
 }
 
 impl Metric {
-    pub const fn counter(
+    const fn new(
         name: &'static str,
+        kind: Kind,
         labels: &'static [&'static str],
         help: &'static str,
     ) -> Metric {
         Metric {
             name,
-            kind: Kind::Counter,
+            kind,
             labels,
             help,
         }
+    }
+
+    pub const fn counter(
+        name: &'static str,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Metric {
+        Metric::new(name, Kind::Counter, labels, help)
     }
 
     pub const fn gauge(
@@ -48,12 +57,7 @@ impl Metric {
         labels: &'static [&'static str],
         help: &'static str,
     ) -> Metric {
-        Metric {
-            name,
-            kind: Kind::Gauge,
-            labels,
-            help,
-        }
+        Metric::new(name, Kind::Gauge, labels, help)
     }
 
     pub const fn histogram(
@@ -61,11 +65,6 @@ impl Metric {
         labels: &'static [&'static str],
         help: &'static str,
     ) -> Metric {
-        Metric {
-            name,
-            kind: Kind::Histogram,
-            labels,
-            help,
-        }
+        Metric::new(name, Kind::Histogram, labels, help)
     }
 }
