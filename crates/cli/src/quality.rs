@@ -78,6 +78,35 @@ pub enum QualityCommand {
         /// inferred when not given.
         #[arg(long, value_name = "STEPS")]
         period: Option<usize>,
+        /// Judge as the checks do: a flagged point teaches nothing, so an abnormal stretch
+        /// stays flagged while it lasts (by default a lasting change is flagged at its onset
+        /// and then followed).
+        #[arg(long)]
+        hold: bool,
+        #[arg(long, value_enum, default_value_t)]
+        output: OutputFormat,
+    },
+    /// Score the detector on a labelled corpus, beside a naive rolling z-score in the same run.
+    /// The corpus is a directory with `labels.json` mapping each series file (relative path,
+    /// CSV as `detect` reads it) to its anomaly windows `[[start, end], …]` (`[]`: clean).
+    /// Prints window recall, flag and episode precision, F1 and detection delay per series and
+    /// over the corpus.
+    DetectEval {
+        /// The corpus directory.
+        #[arg(long, value_name = "DIR")]
+        corpus: PathBuf,
+        /// Score above which the detector flags a point.
+        #[arg(long, default_value_t = Settings::default().sensitivity)]
+        sensitivity: f64,
+        /// Points before a point that the naive z-score compares it with.
+        #[arg(long, default_value_t = 288)]
+        naive_window: usize,
+        /// |z| above which the naive z-score flags a point.
+        #[arg(long, default_value_t = 4.0)]
+        naive_threshold: f64,
+        /// Score the holding judgement (as the checks judge) instead of the adaptive one.
+        #[arg(long)]
+        hold: bool,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -399,6 +428,7 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
             input,
             sensitivity,
             period,
+            hold,
             output,
         } => {
             if !(sensitivity.is_finite() && sensitivity > 0.0) {
@@ -419,6 +449,7 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
             let settings = Settings {
                 sensitivity,
                 period,
+                hold,
                 ..Settings::default()
             };
             let d = detect(&points, &settings).with_context(|| format!("{}", input.display()))?;
@@ -475,5 +506,157 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
             }
             Ok(ExitCode::SUCCESS)
         }
+        QualityCommand::DetectEval {
+            corpus,
+            sensitivity,
+            naive_window,
+            naive_threshold,
+            hold,
+            output,
+        } => {
+            if !(sensitivity.is_finite() && sensitivity > 0.0) {
+                bail!("--sensitivity {sensitivity}: must be a number above 0");
+            }
+            if naive_window < 2 {
+                bail!("--naive-window {naive_window}: must be at least 2");
+            }
+            detect_eval(
+                &corpus,
+                Settings {
+                    sensitivity,
+                    hold,
+                    ..Settings::default()
+                },
+                naive_window,
+                naive_threshold,
+                output,
+            )
+        }
     }
+}
+
+fn detect_eval(
+    corpus: &std::path::Path,
+    settings: Settings,
+    naive_window: usize,
+    naive_threshold: f64,
+    output: OutputFormat,
+) -> anyhow::Result<ExitCode> {
+    use heal_quality::score::{median_step, naive_zscore, parse_labels, score, Score};
+    let labels_path = corpus.join("labels.json");
+    let text = std::fs::read_to_string(&labels_path)
+        .with_context(|| format!("reading {}", labels_path.display()))?;
+    let labels = parse_labels(&labels_path.display().to_string(), &text)?;
+    let sensitivity = settings.sensitivity;
+    let judgement = if settings.hold { "holding" } else { "adaptive" };
+    let (mut ours_total, mut naive_total) = (Score::default(), Score::default());
+    let mut rows = Vec::new();
+    let progress = crate::output::progress("series", labels.len() as u64);
+    for (name, windows) in &labels {
+        let path = corpus.join(name);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let points = parse_csv(&text).with_context(|| format!("{}", path.display()))?;
+        let step = median_step(&points);
+        let d = detect(&points, &settings).with_context(|| format!("{}", path.display()))?;
+        let ours = score(
+            &d.flags.iter().map(|f| f.at).collect::<Vec<_>>(),
+            windows,
+            step,
+        );
+        let naive = score(
+            &naive_zscore(&points, naive_window, naive_threshold),
+            windows,
+            step,
+        );
+        ours_total.add(&ours);
+        naive_total.add(&naive);
+        rows.push((name.clone(), points.len(), ours, naive));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let fmt = |v: Option<f64>| v.map(|x| format!("{x:.2}")).unwrap_or_else(|| "-".into());
+    match output {
+        OutputFormat::Json => {
+            let series: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|(name, n, o, nv)| {
+                    serde_json::json!({
+                        "series": name, "points": n,
+                        "detector": o.summary(), "naive": nv.summary(),
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "corpus": corpus.display().to_string(),
+                    "sensitivity": sensitivity,
+                    "judgement": judgement,
+                    "naive": { "window": naive_window, "threshold": naive_threshold },
+                    "detector": ours_total.summary(),
+                    "naive_zscore": naive_total.summary(),
+                    "series": series,
+                }))?
+            );
+        }
+        OutputFormat::Table => {
+            let mut t = table(&[
+                "series",
+                "points",
+                "windows",
+                "found",
+                "flags (in)",
+                "episodes (in)",
+                "naive found",
+                "naive flags (in)",
+                "naive episodes (in)",
+            ]);
+            for (name, n, o, nv) in &rows {
+                t.add_row(vec![
+                    name.clone(),
+                    n.to_string(),
+                    o.windows.to_string(),
+                    o.windows_found.to_string(),
+                    format!("{} ({})", o.flags, o.flags_inside),
+                    format!("{} ({})", o.episodes, o.episodes_inside),
+                    nv.windows_found.to_string(),
+                    format!("{} ({})", nv.flags, nv.flags_inside),
+                    format!("{} ({})", nv.episodes, nv.episodes_inside),
+                ]);
+            }
+            println!("{t}");
+            let mut t = table(&[
+                "detector",
+                "window recall",
+                "flag precision",
+                "episode precision",
+                "F1 (flags)",
+                "F1 (episodes)",
+                "median delay (share of window)",
+            ]);
+            for (label, s) in [
+                (
+                    format!("heal ({judgement}), sensitivity {sensitivity}"),
+                    &ours_total,
+                ),
+                (
+                    format!("naive z-score, {naive_window} points, |z| > {naive_threshold}"),
+                    &naive_total,
+                ),
+            ] {
+                t.add_row(vec![
+                    label,
+                    fmt(s.recall()),
+                    fmt(s.flag_precision()),
+                    fmt(s.episode_precision()),
+                    fmt(s.f1_flags()),
+                    fmt(s.f1_episodes()),
+                    fmt(s.median_delay()),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

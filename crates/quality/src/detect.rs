@@ -5,19 +5,24 @@
 //! 2. The period (in steps) is inferred from the autocorrelation of the series: the shortest
 //!    strong repeating lag (at least 80 % as strong as the strongest), snapped to a day or a
 //!    week when it is within 2 % of one. A period can also be given.
-//! 3. Each point is compared with the same phase in earlier cycles (the `window_cycles` before
+//! 3. Two ways of judging follow. **Adaptive** (the default, `heal quality detect`): several
+//!    predictions compete and the best calibrated one judges; every point feeds them, so a
+//!    lasting change is flagged at its onset and then followed; heavy tails and stuck series
+//!    are handled (see `judge_adaptive`). **Holding** (`hold`, what the checks use), steps 4–6:
+//!    flagged points teach nothing, so an outage stays flagged while it lasts.
+//! 4. Each point is compared with the same phase in earlier cycles (the `window_cycles` before
 //!    it: hour-of-day for hourly data with a daily period, hour-of-week with a weekly one).
 //!    The seasonal value is their median, scaled by the current level: recent values against
 //!    their own seasonal values, half of the measured shift applied, so that a weekend or
 //!    growth moves the baseline while a few noisy points barely do.
-//! 4. The noise is what the detector has seen: the spread of the residuals (value minus its
+//! 5. The noise is what the detector has seen: the spread of the residuals (value minus its
 //!    baseline) of the same phase and its three neighbours on each side in the earlier cycles
 //!    (root mean square, residuals beyond 3.5 robust standard deviations left out),
 //!    so it follows noise that grows with the level and includes the baseline's own error.
 //!    A point is flagged when `(value − expected) / noise` exceeds `sensitivity`
 //!    in either direction (a spike or a drop). Flagged points do not feed the noise or the
 //!    level, so an outage does not hide the next one.
-//! 5. Warm-up: a phase needs `warmup_cycles` earlier cycles for a baseline, and 12 residuals
+//! 6. Warm-up: a phase needs `warmup_cycles` earlier cycles for a baseline, and 12 residuals
 //!    around it for a noise estimate; until then its points are learned from, not judged.
 //!    Without a period, the previous points form the baseline and the noise.
 //!
@@ -40,6 +45,12 @@ pub struct Settings {
     pub window_cycles: usize,
     /// Earlier cycles a phase needs before its points are judged (the warm-up).
     pub warmup_cycles: usize,
+    /// `true`: a flagged point teaches the detector nothing, so an abnormal stretch stays
+    /// flagged for as long as it lasts (what a check's condition needs: an outage stays open
+    /// until traffic is back). `false`: the detector follows a lasting change once it has
+    /// flagged its onset (what an arbitrary series needs: a new level is not an anomaly for
+    /// ever).
+    pub hold: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +60,7 @@ impl Default for Settings {
             period: None,
             window_cycles: 8,
             warmup_cycles: 2,
+            hold: false,
         }
     }
 }
@@ -58,6 +70,9 @@ impl Default for Settings {
 pub enum Direction {
     Spike,
     Drop,
+    /// The series stopped moving: one value repeated far longer than ever before (a stuck
+    /// sensor, a frozen export).
+    Flat,
 }
 
 /// A point judged anomalous.
@@ -266,6 +281,66 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
         Some(p) if p >= 2 => (Some(p), false),
         _ => (infer_period(&grid, step), true),
     };
+    let judged = if settings.hold {
+        judge_holding(&grid, period, settings)
+    } else {
+        judge_adaptive(&grid, period, settings)
+    };
+    let at = |i: usize| start + Duration::seconds(step * i as i64);
+    let flags: Vec<Flag> = judged
+        .flags
+        .into_iter()
+        .map(|(i, value, expected, bar)| {
+            let score = (value - expected) / bar * sensitivity;
+            let direction = if judged.stuck.contains(&i) {
+                Direction::Flat
+            } else if score > 0.0 {
+                Direction::Spike
+            } else {
+                Direction::Drop
+            };
+            Flag {
+                at: at(i),
+                value,
+                expected,
+                lower: expected - bar,
+                upper: expected + bar,
+                score,
+                direction,
+            }
+        })
+        .collect();
+    let judged_at: Vec<DateTime<Utc>> = judged.judged.iter().map(|i| at(*i)).collect();
+    let first_judged = judged.judged.first().copied();
+    let judged = judged.judged.len();
+    Ok(Detection {
+        points: points.len(),
+        step_secs: step,
+        period,
+        period_secs: period.map(|p| p as i64 * step),
+        period_inferred: inferred,
+        warmup_until: first_judged.map(|i| start + Duration::seconds(step * i as i64)),
+        judged,
+        sensitivity,
+        flags,
+        judged_at,
+    })
+}
+
+/// The points judged (grid indices) and those flagged: index, value, expected value and the
+/// distance from it at which a point is flagged.
+#[derive(Default)]
+struct Judged {
+    judged: Vec<usize>,
+    flags: Vec<(usize, f64, f64, f64)>,
+    /// Flags of a series that stopped moving.
+    stuck: Vec<usize>,
+}
+
+/// The holding judgement (`hold`): flagged points teach nothing, so an abnormal stretch stays
+/// flagged for as long as it lasts.
+fn judge_holding(grid: &[Option<f64>], period: Option<usize>, settings: &Settings) -> Judged {
+    let sensitivity = settings.sensitivity;
     let window = settings.window_cycles.max(1);
     let fallback_len = period.unwrap_or(24).max(24);
     // Residual of each earlier unflagged point against its own baseline: the noise the
@@ -273,10 +348,7 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
     let mut residuals: Vec<Option<f64>> = vec![None; grid.len()];
     let mut recent: VecDeque<f64> = VecDeque::with_capacity(fallback_len);
     let mut level_window: VecDeque<(f64, f64)> = VecDeque::with_capacity(LEVEL_POINTS);
-    let mut flags = Vec::new();
-    let mut judged = 0;
-    let mut judged_at = Vec::new();
-    let mut first_judged: Option<usize> = None;
+    let mut out = Judged::default();
     for (i, v) in grid.iter().enumerate() {
         let Some(value) = *v else { continue };
         let prior: Vec<f64> = match period {
@@ -328,42 +400,197 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
         let floor = 1e-9 * expected.abs().max(1.0);
         let sigma = noise(&mut pooled).max(floor);
         let score = residual / sigma;
-        judged += 1;
-        judged_at.push(start + Duration::seconds(step * i as i64));
-        first_judged.get_or_insert(i);
+        out.judged.push(i);
         if score.abs() > sensitivity {
-            flags.push(Flag {
-                at: start + Duration::seconds(step * i as i64),
-                value,
-                expected,
-                lower: expected - sensitivity * sigma,
-                upper: expected + sensitivity * sigma,
-                score,
-                direction: if score > 0.0 {
-                    Direction::Spike
-                } else {
-                    Direction::Drop
-                },
-            });
+            out.flags.push((i, value, expected, sensitivity * sigma));
         } else {
             residuals[i] = Some(residual);
             push(&mut recent, residual, fallback_len);
             push_level(&mut level_window, value, seasonal);
         }
     }
-    Ok(Detection {
-        points: points.len(),
-        step_secs: step,
-        period,
-        period_secs: period.map(|p| p as i64 * step),
-        period_inferred: inferred,
-        warmup_until: first_judged.map(|i| start + Duration::seconds(step * i as i64)),
-        judged,
-        sensitivity,
-        flags,
-        judged_at,
-    })
+    out
 }
+
+/// One way of predicting the next point, with the residuals it has made. Its spread and
+/// ordinary extremes are re-measured every [`MODEL_REFRESH`] residuals (sorting 500 residuals
+/// at every point would dominate the run time).
+struct Model {
+    residuals: VecDeque<f64>,
+    since: usize,
+    spread: Option<f64>,
+    tail: Option<f64>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Model {
+            residuals: VecDeque::with_capacity(ADAPTIVE_NOISE_POINTS),
+            since: 0,
+            spread: None,
+            tail: None,
+        }
+    }
+    fn learn(&mut self, r: f64) {
+        push(&mut self.residuals, r, ADAPTIVE_NOISE_POINTS);
+        self.since += 1;
+        let n = self.residuals.len();
+        // A residual far outside the spread may start a new regime: measure again at once.
+        let surprising = self.spread.is_some_and(|s| r.abs() > 3.0 * s);
+        if n < ADAPTIVE_MIN_SAMPLES
+            || (self.spread.is_some() && self.since < MODEL_REFRESH && !surprising)
+        {
+            return;
+        }
+        self.since = 0;
+        self.spread = Some(noise(
+            &mut self.residuals.iter().copied().collect::<Vec<_>>(),
+        ));
+        // The residual size that only the largest 1 % reach, once there are enough to say.
+        self.tail = (n >= ADAPTIVE_TAIL_SAMPLES).then(|| {
+            let mut abs: Vec<f64> = self.residuals.iter().map(|r| r.abs()).collect();
+            let k = (abs.len() * 99) / 100;
+            *abs.select_nth_unstable_by(k, f64::total_cmp).1
+        });
+    }
+    fn spread(&self) -> Option<f64> {
+        self.spread
+    }
+    fn tail(&self) -> Option<f64> {
+        self.tail
+    }
+}
+
+/// The adaptive judgement (the default). Several predictions of each point compete: the
+/// seasonal one (when there is a period: the same phase in earlier cycles, scaled by the
+/// recent level), the median of the last 3 points (follows smooth and drifting series) and
+/// the median of the last 24 (steady noisy ones). Each keeps its recent residuals, and the
+/// one with the smallest spread judges. A point is flagged when its residual exceeds
+/// `sensitivity` times that spread and also the series' own ordinary extremes (1.5 times the
+/// 99th percentile of that prediction's residuals: heavy tails are not anomalies); the spread
+/// never goes below the series' resolution (the smallest step between two values seen).
+/// Every point, flagged or not, feeds the predictions, so a lasting change is flagged at its
+/// onset and then followed. A series that stops moving (one value repeated more than twice as
+/// long as any earlier run, and at least 10 points) is flagged once, where the run becomes
+/// that long.
+fn judge_adaptive(grid: &[Option<f64>], period: Option<usize>, settings: &Settings) -> Judged {
+    let sensitivity = settings.sensitivity;
+    let window = settings.window_cycles.max(1);
+    let mut out = Judged::default();
+    let mut seasonal_model = Model::new();
+    let mut short_model = Model::new();
+    let mut long_model = Model::new();
+    let mut recent: VecDeque<f64> = VecDeque::with_capacity(ADAPTIVE_LONG);
+    let mut level_window: VecDeque<(f64, f64)> = VecDeque::with_capacity(LEVEL_POINTS);
+    let mut resolution = f64::INFINITY;
+    let mut last: Option<f64> = None;
+    let (mut run, mut longest_run) = (0usize, 0usize);
+    for (i, v) in grid.iter().enumerate() {
+        let Some(value) = *v else { continue };
+        // The predictions of this point from what came before it.
+        let seasonal = period.and_then(|p| {
+            let mut prior: Vec<f64> = (1..=window)
+                .filter_map(|k| i.checked_sub(k * p).and_then(|j| grid[j]))
+                .collect();
+            if prior.len() < settings.warmup_cycles.max(1) {
+                return None;
+            }
+            let base = median(&mut prior);
+            let (sum_v, sum_e) = level_window
+                .iter()
+                .fold((0.0, 0.0), |(a, b), (v, e)| (a + v, b + e));
+            let ratio = if level_window.len() >= 3 && sum_e > 0.0 && sum_v > 0.0 {
+                1.0 + 0.5 * ((sum_v / sum_e).clamp(0.2, 5.0) - 1.0)
+            } else {
+                1.0
+            };
+            Some((base, base * ratio))
+        });
+        let tail_median = |n: usize| {
+            (recent.len() >= n).then(|| {
+                let mut v: Vec<f64> = recent.iter().rev().take(n).copied().collect();
+                median(&mut v)
+            })
+        };
+        let short = tail_median(ADAPTIVE_SHORT);
+        let long = tail_median(ADAPTIVE_LONG);
+        // The best-calibrated prediction judges.
+        let candidates = [
+            (seasonal.map(|s| s.1), &seasonal_model),
+            (short, &short_model),
+            (long, &long_model),
+        ];
+        let best = candidates
+            .iter()
+            .filter_map(|(e, m)| Some((e.as_ref().copied()?, m.spread()?, *m)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((expected, spread, model)) = best {
+            let floor = if resolution.is_finite() {
+                resolution
+            } else {
+                1e-9 * expected.abs().max(1.0)
+            };
+            let mut bar = sensitivity * spread.max(floor);
+            match model.tail() {
+                Some(t) => bar = bar.max(ADAPTIVE_TAIL_FACTOR * t),
+                // Few residuals measure the spread loosely: judge more cautiously until the
+                // ordinary extremes are known.
+                None => bar *= 1.0 + 4.0 / (model.residuals.len() as f64).sqrt(),
+            }
+            out.judged.push(i);
+            let stuck =
+                last == Some(value) && run + 1 == (STUCK_FACTOR * longest_run).max(STUCK_MIN_RUN);
+            if (value - expected).abs() > bar {
+                out.flags.push((i, value, expected, bar));
+            } else if stuck {
+                out.stuck.push(i);
+                out.flags.push((i, value, expected, bar));
+            }
+        }
+        // Learn from the point.
+        if let Some((base, expected)) = seasonal {
+            seasonal_model.learn(value - expected);
+            push_level(&mut level_window, value, base);
+        }
+        if let Some(e) = short {
+            short_model.learn(value - e);
+        }
+        if let Some(e) = long {
+            long_model.learn(value - e);
+        }
+        if let Some(prev) = last {
+            let d = (value - prev).abs();
+            if d > 0.0 {
+                resolution = resolution.min(d);
+                longest_run = longest_run.max(run);
+                run = 1;
+            } else {
+                run += 1;
+            }
+        } else {
+            run = 1;
+        }
+        last = Some(value);
+        push(&mut recent, value, ADAPTIVE_LONG);
+    }
+    out
+}
+
+/// Points in the short and the long median prediction.
+const ADAPTIVE_SHORT: usize = 3;
+const ADAPTIVE_LONG: usize = 24;
+/// Residuals a prediction keeps, and needs before it may judge.
+const ADAPTIVE_NOISE_POINTS: usize = 500;
+const ADAPTIVE_MIN_SAMPLES: usize = 24;
+const MODEL_REFRESH: usize = 8;
+/// Residuals needed before the ordinary extremes are known, and how far beyond them a point
+/// must lie.
+const ADAPTIVE_TAIL_SAMPLES: usize = 100;
+const ADAPTIVE_TAIL_FACTOR: f64 = 2.0;
+/// A run of one repeated value is flagged when it grows this many times longer than the
+/// longest run seen before (and at least [`STUCK_MIN_RUN`] points long).
+const STUCK_FACTOR: usize = 2;
+const STUCK_MIN_RUN: usize = 10;
 
 /// The spread of residuals: their root mean square after leaving out those beyond 3.5 robust
 /// standard deviations (from the median absolute residual), which keeps most of the precision
@@ -559,5 +786,102 @@ mod tests {
             detect(&typo, &Settings::default()),
             Err(DetectError::Sparse { .. })
         ));
+    }
+
+    fn steady(n: usize, seed: u64, sd: f64) -> Vec<Point> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
+        let normal = Normal::new(0.0, sd).unwrap();
+        (0..n)
+            .map(|i| Point {
+                at: start + Duration::minutes(5 * i as i64),
+                value: 50.0 + normal.sample(&mut rng),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lasting_shift_is_flagged_at_its_onset_then_followed_unless_held() {
+        let mut s = steady(2000, 11, 1.0);
+        for p in &mut s[1500..] {
+            p.value += 8.0;
+        }
+        let d = detect(&s, &Settings::default()).unwrap();
+        // Flagged from its first point, followed within half the long median's reach.
+        assert_eq!(d.flags[0].at, s[1500].at);
+        assert!(
+            d.flags
+                .iter()
+                .all(|f| f.at < s[1500 + ADAPTIVE_LONG / 2].at),
+            "onset only: {:?}",
+            d.flags
+        );
+        assert_eq!(d.flags[0].direction, Direction::Spike);
+        // Held (as checks judge), the new level stays abnormal for longer.
+        let held = detect(
+            &s,
+            &Settings {
+                hold: true,
+                ..Settings::default()
+            },
+        )
+        .unwrap();
+        assert!(
+            held.flags.len() > 2 * d.flags.len(),
+            "{} held, {} adaptive",
+            held.flags.len(),
+            d.flags.len()
+        );
+    }
+
+    #[test]
+    fn heavy_tails_are_not_anomalies_but_an_outage_is() {
+        // Student-t noise with 2 degrees of freedom: a few huge values are ordinary here.
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let t = rand_distr::StudentT::new(2.0).unwrap();
+        let start: DateTime<Utc> = "2026-03-02T00:00:00Z".parse().unwrap();
+        let mut s: Vec<Point> = (0..3000)
+            .map(|i| Point {
+                at: start + Duration::minutes(i),
+                value: 200.0 + 5.0 * t.sample(&mut rng),
+            })
+            .collect();
+        let ordinary = detect(&s, &Settings::default()).unwrap();
+        // A Gaussian band of 5 spreads would flag dozens of these.
+        let beyond_5_sd = s.iter().filter(|p| (p.value - 200.0).abs() > 25.0).count();
+        assert!(beyond_5_sd > 30, "{beyond_5_sd}");
+        assert!(
+            ordinary.flags.len() * 3 < beyond_5_sd,
+            "{} flags of {beyond_5_sd} large values",
+            ordinary.flags.len()
+        );
+        for p in &mut s[2600..2620] {
+            p.value = 0.0;
+        }
+        let d = detect(&s, &Settings::default()).unwrap();
+        assert!(
+            d.flags
+                .iter()
+                .any(|f| f.at == s[2600].at && f.direction == Direction::Drop),
+            "{:?}",
+            d.flags
+        );
+    }
+
+    #[test]
+    fn a_stuck_series_is_flagged_once_as_flat() {
+        let mut s = steady(1500, 12, 0.5);
+        let frozen = s[999].value;
+        for p in &mut s[1000..1200] {
+            p.value = frozen;
+        }
+        let d = detect(&s, &Settings::default()).unwrap();
+        let flat: Vec<&Flag> = d
+            .flags
+            .iter()
+            .filter(|f| f.direction == Direction::Flat)
+            .collect();
+        assert_eq!(flat.len(), 1, "{:?}", d.flags);
+        assert!(flat[0].at > s[1000].at && flat[0].at < s[1030].at);
     }
 }

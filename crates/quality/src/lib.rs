@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod report;
 pub mod role;
 pub mod runner;
+pub mod score;
 pub mod series;
 
 pub use checks::{Catalog, Check, CheckKind, ChecksError, ChecksFile};

@@ -454,6 +454,7 @@ async fn judge_anomalies(
     let settings = Settings {
         sensitivity,
         period: (steps_per_day >= 2).then_some(steps_per_day),
+        hold: true,
         ..Settings::default()
     };
     let span = check.every * (steps_per_day * (settings.window_cycles + 1)) as i32;
@@ -534,6 +535,7 @@ async fn judge_anomalies(
                         match f.direction {
                             Dir::Spike => "spike to",
                             Dir::Drop => "drop to",
+                            Dir::Flat => "stuck at",
                         },
                         f.value,
                         band,
