@@ -4,7 +4,10 @@ SQL, column lineage and data-quality assertions), and a FAIL event of a downstre
 posts an invalid event and checks that the server refuses it with HTTP 400.
 
 Usage: emit_lineage.py BASE_URL   (prints one JSON line per outcome)
+With OPENLINEAGE_API_KEY set, the client authenticates with it as a bearer token, as
+integrations configure it.
 """
+import os
 import json
 import sys
 from datetime import datetime, timezone
@@ -19,7 +22,7 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
     sql_job,
 )
-from openlineage.client.transport.http import HttpConfig, HttpTransport
+from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 from openlineage.client.uuid import generate_new_uuid
 
 BASE = sys.argv[1]
@@ -27,8 +30,14 @@ PRODUCER = "https://example.com/heal-lineage-test"
 NS = "postgres://warehouse:5432"
 
 
+API_KEY = os.environ.get("OPENLINEAGE_API_KEY")
+
+
 def client():
     config = HttpConfig(url=BASE, endpoint="api/v1/lineage", timeout=10.0, retry={"total": 0})
+    if API_KEY:
+        # The key name changed between client versions; give both.
+        config.auth = ApiKeyTokenProvider({"api_key": API_KEY, "apiKey": API_KEY})
     return OpenLineageClient(transport=HttpTransport(config))
 
 
@@ -118,7 +127,8 @@ def main():
         "run": {"runId": "not-a-uuid"},
         "job": {"namespace": "airflow", "name": "shop.broken"},
     }
-    resp = requests.post(f"{BASE}/api/v1/lineage", json=bad, timeout=10)
+    headers = {"Authorization": f"Bearer {API_KEY}"} if API_KEY else {}
+    resp = requests.post(f"{BASE}/api/v1/lineage", json=bad, headers=headers, timeout=10)
     print(json.dumps({"invalid_status": resp.status_code, "body": resp.json()}))
 
 

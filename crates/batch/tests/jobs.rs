@@ -511,3 +511,94 @@ async fn two_workers_share_the_partitions_without_running_one_twice() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
     t.finish().await;
 }
+
+/// The seed's tables, as views over ours: the same numbers under the seed's column names, and
+/// the quarantine readable as `raw_events_corrupted`.
+#[tokio::test]
+async fn the_seeds_views_read_our_tables() {
+    let messages = generate(5, 3.0, 2000.0);
+    let events = decoded(&messages);
+    // Sign-ups per day, each event once (a redelivery is one sign-up).
+    let mut seen = BTreeSet::new();
+    let mut signups: std::collections::BTreeMap<NaiveDate, i64> = Default::default();
+    for e in &events {
+        if matches!(e.body, EventBody::User { .. }) && seen.insert(e.event_id.clone()) {
+            *signups.entry(e.occurred_at.date_naive()).or_default() += 1;
+        }
+    }
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        ingest(t.pool(), &messages, 0).await;
+        let engine = Engine::new(t.pool().clone(), None, settings()).unwrap();
+        let report = tick(&engine).await;
+        assert_eq!(report.failed(), 0, "{backend}");
+
+        let revenue: Vec<(NaiveDate, f64, i64)> = sqlx::query_as(
+            "SELECT date, total_revenue::float8, order_count FROM analytics_daily_revenue ORDER BY date",
+        )
+        .fetch_all(t.pool())
+        .await
+        .unwrap();
+        let ours: Vec<(NaiveDate, f64, i64)> = sqlx::query_as(
+            "SELECT day, gross_revenue_usd::float8, orders FROM daily_revenue ORDER BY day",
+        )
+        .fetch_all(t.pool())
+        .await
+        .unwrap();
+        assert!(revenue.len() >= 3, "{backend}: {revenue:?}");
+        assert_eq!(revenue, ours, "{backend}");
+
+        let funnel: Vec<(NaiveDate, i64, i64, i64)> = sqlx::query_as(
+            "SELECT date, users_created, orders_placed, payments_processed FROM analytics_user_funnel ORDER BY date",
+        )
+        .fetch_all(t.pool())
+        .await
+        .unwrap();
+        assert!(!funnel.is_empty(), "{backend}");
+        for (day, users, orders, _) in &funnel {
+            assert_eq!(
+                *users,
+                signups.get(day).copied().unwrap_or(0),
+                "{backend}: sign-ups on {day}"
+            );
+            let (o,): (i64,) = sqlx::query_as("SELECT orders FROM user_funnel WHERE day = $1")
+                .bind(day)
+                .fetch_one(t.pool())
+                .await
+                .unwrap();
+            assert_eq!(*orders, o);
+        }
+        let cohorts: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM analytics_user_retention r JOIN user_retention u
+               ON u.day = r.cohort_date AND u.cohort_size = r.user_count
+              AND u.active_d7 = r.day_7_active",
+        )
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+        let all: i64 = sqlx::query_scalar("SELECT count(*) FROM user_retention")
+            .fetch_one(t.pool())
+            .await
+            .unwrap();
+        assert_eq!(cohorts, all, "{backend}");
+
+        // A quarantined event, with bytes that are not UTF-8, reads as text with its reason.
+        sqlx::query(
+            "INSERT INTO quarantine (source, reason, detail, raw)
+             VALUES ('http', 'malformed_json', 'expected value at line 1', $1)",
+        )
+        .bind(b"{\"broken\": \xff".to_vec())
+        .execute(t.pool())
+        .await
+        .unwrap();
+        let (raw, message): (String, String) = sqlx::query_as(
+            "SELECT raw_json, error_message FROM raw_events_corrupted ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
+        assert!(raw.starts_with("{\"broken\": "), "{backend}: {raw}");
+        assert_eq!(message, "malformed_json: expected value at line 1");
+        t.finish().await;
+    }
+}

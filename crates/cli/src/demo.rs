@@ -51,6 +51,8 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.data_dir = dir.clone();
     config.database.url = None;
     config.kafka.bootstrap_servers = None;
+    // A demo on a laptop: no tokens (App warns that authentication is off).
+    config.auth.disabled = true;
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::parse(DEMO_SCENARIO, "scenarios/demo.toml")?,

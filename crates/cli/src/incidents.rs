@@ -66,6 +66,9 @@ pub struct Remote {
     /// Who does it (recorded in the timeline).
     #[arg(long, default_value = "operator")]
     pub actor: String,
+    /// A bearer token with the operator scope (the server's `auth.tokens`).
+    #[arg(long, env = "HEAL_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -313,9 +316,11 @@ async fn post(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let url = format!("{base}/api/incidents/{id}/{what}");
-    let r = reqwest::Client::new()
-        .post(&url)
-        .json(&body)
+    let mut req = reqwest::Client::new().post(&url).json(&body);
+    if let Some(t) = &remote.token {
+        req = req.bearer_auth(t);
+    }
+    let r = req
         .send()
         .await
         .with_context(|| format!("POST {url} (is an incidents role running there? see --url)"))?;

@@ -9,6 +9,9 @@ use heal_testkit::{free_port, http, wait_for, Backend, Heal, KillOnDrop, TestDb}
 use serde_json::Value;
 use std::process::{Command, Output};
 
+const OPERATOR: &str = "operator-token-for-the-cli-test";
+const READER: &str = "read-only-token-for-the-cli-test";
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -44,6 +47,12 @@ async fn incidents_are_listed_moved_and_shown_from_the_command_line() {
             .env("HEAL_PORTS__INCIDENTS", port.to_string())
             .env("HEAL_BIND_HOST", "127.0.0.1")
             .env("HEAL_LOG_LEVEL", "warn")
+            .env(
+                "HEAL_AUTH__TOKENS",
+                format!(
+                    r#"[{{name="ana", token="{OPERATOR}", scopes=["operator"]}}, {{name="viewer", token="{READER}", scopes=["read"]}}]"#
+                ),
+            )
             .current_dir(std::env::temp_dir())
             .spawn()
             .expect("heal starts"),
@@ -52,11 +61,13 @@ async fn incidents_are_listed_moved_and_shown_from_the_command_line() {
         http(port, "GET", "/readyz", "").is_some_and(|(s, _)| s == 200)
     });
     let base = format!("http://127.0.0.1:{port}");
-    let heal = |args: &[&str]| {
+    let as_who = |token: &str, args: &[&str]| {
         Heal::new(env!("CARGO_BIN_EXE_heal"))
             .env("DATABASE_URL", &url)
+            .env("HEAL_TOKEN", token)
             .run(args)
     };
+    let heal = |args: &[&str]| as_who(OPERATOR, args);
 
     let o = heal(&["incidents", "list", "--output", "json"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -69,6 +80,21 @@ async fn incidents_are_listed_moved_and_shown_from_the_command_line() {
         "{}",
         text(&o)
     );
+
+    // Changes need an operator token: none is 401, a read token 403, both told plainly.
+    let o = as_who("", &["incidents", "ack", &id, "--url", &base]);
+    assert!(
+        !o.status.success() && text(&o).contains("401"),
+        "{}",
+        text(&o)
+    );
+    let o = as_who(READER, &["incidents", "ack", &id, "--url", &base]);
+    assert!(
+        !o.status.success() && text(&o).contains("403") && text(&o).contains("operator"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains(READER), "the token is never echoed");
 
     let o = heal(&["incidents", "ack", &id, "--url", &base, "--actor", "ana"]);
     assert!(

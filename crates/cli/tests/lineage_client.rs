@@ -4,9 +4,12 @@
 //! (and one invalid event, which must be refused with its reason); the seed's endpoints then
 //! answer over HTTP from the graph both built.
 
-use heal_testkit::{free_port, http, wait_for, Backend, KillOnDrop, TestDb};
+use heal_testkit::{free_port, http, http_as, wait_for, Backend, KillOnDrop, TestDb};
 use serde_json::Value;
 use std::process::Command;
+
+/// The operator token the test configures (at least 16 characters, as configuration demands).
+const TOKEN: &str = "test-operator-token-0123456789";
 
 fn python() -> Option<String> {
     match std::env::var("HEAL_TEST_PYTHON") {
@@ -74,6 +77,11 @@ async fn openlineage_python_client_feeds_a_running_heal() {
             )
             .env("HEAL_LINEAGE__PROJECT_INTERVAL_MS", "200")
             .env("HEAL_LOG_LEVEL", "warn")
+            // Posting lineage needs an operator token; the client sends it as integrations do.
+            .env(
+                "HEAL_AUTH__TOKENS",
+                format!(r#"[{{name="airflow", token="{TOKEN}", scopes=["operator"]}}]"#),
+            )
             .current_dir(std::env::temp_dir())
             .spawn()
             .expect("heal starts"),
@@ -86,9 +94,24 @@ async fn openlineage_python_client_feeds_a_running_heal() {
         get(port, "/api/lineage/dependencies/daily_revenue").0 == 200
     });
 
-    // The reference client posts its events.
+    // Without the token, the reference client is refused.
     let out = Command::new(&python)
         .args([script, &format!("http://127.0.0.1:{port}")])
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("python runs");
+    assert!(
+        !out.status.success() || String::from_utf8_lossy(&out.stdout).contains("401"),
+        "posting lineage without a token must fail: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (status, _) = http(port, "POST", "/api/v1/lineage", "{}").unwrap();
+    assert_eq!(status, 401);
+
+    // With it, the reference client posts its events.
+    let out = Command::new(&python)
+        .args([script, &format!("http://127.0.0.1:{port}")])
+        .env("OPENLINEAGE_API_KEY", TOKEN)
         .current_dir(std::env::temp_dir())
         .output()
         .expect("python runs");
@@ -183,7 +206,7 @@ async fn openlineage_python_client_feeds_a_running_heal() {
     assert_eq!(status, 404, "a table is not a job");
     let (status, e) = get(port, "/api/lineage/impact/stg_orders?depth=0");
     assert_eq!(status, 400, "{e}");
-    let (status, e) = http(port, "POST", "/api/v1/lineage", "{not json").unwrap();
+    let (status, e) = http_as(port, "POST", "/api/v1/lineage", "{not json", Some(TOKEN)).unwrap();
     assert_eq!(status, 400, "{e}");
     // Exports.
     let (status, dot) = http(port, "GET", "/api/lineage/graph?format=dot", "").unwrap();

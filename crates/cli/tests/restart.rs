@@ -10,6 +10,8 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .args(["--data-dir", dir.to_str().unwrap(), "run"])
         .env("HEAL_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("HEAL_LOG_LEVEL", "warn")
+        // Posting events needs a token unless authentication is off, as here.
+        .env("HEAL_AUTH__DISABLED", "true")
         .env_remove("DATABASE_URL")
         .env_remove("KAFKA_BOOTSTRAP_SERVERS")
         .current_dir(std::env::temp_dir())

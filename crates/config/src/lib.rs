@@ -13,6 +13,6 @@ mod settings;
 
 pub use role::{Role, RoleSet};
 pub use settings::{
-    BatchConfig, Config, ConfigError, DatabaseConfig, GeneratorConfig, IngestConfig, KafkaConfig,
-    LineageConfig, LogFormat, Neo4jConfig, QualityConfig, RolePorts,
+    ApiToken, AuthConfig, BatchConfig, Config, ConfigError, DatabaseConfig, GeneratorConfig,
+    IngestConfig, KafkaConfig, LineageConfig, LogFormat, Neo4jConfig, QualityConfig, RolePorts,
 };

@@ -47,6 +47,74 @@ pub struct Config {
     pub lineage: LineageConfig,
     pub quality: QualityConfig,
     pub aiops: AiopsConfig,
+    pub auth: AuthConfig,
+}
+
+/// Who may change things through the HTTP APIs: bearer tokens with scopes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// No token is asked for anywhere (a warning at start). `heal demo` runs this way.
+    pub disabled: bool,
+    /// Reading endpoints need a token with the `read` scope too (by default they are open and
+    /// only changes need a token).
+    pub protect_reads: bool,
+    /// The tokens, inline (`[[auth.tokens]]` in `heal.toml`, or `HEAL_AUTH__TOKENS` as
+    /// `[{name="ci", token="…", scopes=["operator"]}]`).
+    pub tokens: Vec<ApiToken>,
+    /// A TOML file of `[[tokens]]` entries (a mounted secret), read at start.
+    pub tokens_file: Option<PathBuf>,
+}
+
+/// One API token. Scopes: `read` (see), `operator` (also change: post events, run jobs and
+/// checks, move incidents), `admin` (everything).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiToken {
+    /// Who holds it (logged with what it did; the token itself never is).
+    pub name: String,
+    pub token: String,
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiToken")
+            .field("name", &self.name)
+            .field("token", &"<secret>")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// The scopes a token may carry.
+pub const SCOPES: [&str; 3] = ["read", "operator", "admin"];
+
+impl AuthConfig {
+    /// Every token: the inline ones and those of `tokens_file`.
+    pub fn all_tokens(&self) -> Result<Vec<ApiToken>, ConfigError> {
+        let mut out = self.tokens.clone();
+        if let Some(path) = &self.tokens_file {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct File {
+                tokens: Vec<ApiToken>,
+            }
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::File {
+                path: path.clone(),
+                source,
+            })?;
+            let file: File = toml::from_str(&text).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "auth.tokens_file = {}: {}",
+                    path.display(),
+                    e.message()
+                ))
+            })?;
+            out.extend(file.tokens);
+        }
+        Ok(out)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,6 +342,12 @@ impl Default for Config {
                 llm_model: "gpt-4o-mini".into(),
                 llm_timeout_ms: 20_000,
             },
+            auth: AuthConfig {
+                disabled: false,
+                protect_reads: false,
+                tokens: vec![],
+                tokens_file: None,
+            },
         }
     }
 }
@@ -316,7 +390,7 @@ fn is_service_link(rest: &str) -> bool {
 
 /// Names of environment variables that hold secrets (never echoed in errors).
 fn is_secret(key: &str) -> bool {
-    key.ends_with("password") || key.ends_with("_key")
+    key.ends_with("password") || key.ends_with("_key") || key.contains("token")
 }
 
 /// One setting from one named place (an environment variable, a flag), so that an error says
@@ -398,7 +472,9 @@ impl Config {
                 continue;
             }
             // Variables of the tooling around the binary, not settings.
-            if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "ROLES" | "CACHE" | "BIN") {
+            if rest.starts_with("TEST_")
+                || matches!(rest, "CONFIG" | "ROLES" | "CACHE" | "BIN" | "TOKEN")
+            {
                 continue;
             }
             if is_service_link(rest) {
@@ -621,6 +697,34 @@ impl Config {
                 "must be trace, debug, info, warn, error or a filter like heal=debug",
             );
         }
+        let tokens = self.auth.all_tokens()?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in tokens.iter().enumerate() {
+            let key = format!("auth.tokens[{i}]");
+            if t.name.trim().is_empty() {
+                return bad(&format!("{key}.name"), &"\"\"", "every token needs a name");
+            }
+            if !names.insert(t.name.as_str()) {
+                return bad(&format!("{key}.name"), &t.name, "two tokens have this name");
+            }
+            if t.token.chars().count() < 16 || t.token.chars().any(char::is_whitespace) {
+                return bad(
+                    &format!("{key}.token"),
+                    &"(not shown)",
+                    "a token must be at least 16 characters without spaces",
+                );
+            }
+            if t.scopes.is_empty() {
+                return bad(&format!("{key}.scopes"), &"[]", "give at least one scope");
+            }
+            if let Some(s) = t.scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                return bad(
+                    &format!("{key}.scopes"),
+                    s,
+                    "scopes are read, operator and admin",
+                );
+            }
+        }
         Ok(())
     }
 
@@ -779,5 +883,67 @@ mod tests {
         let e = env(&[("HEAL_LINEAGE__PROJECT_INTERVAL_MS", "0")]);
         let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
         assert!(err.contains("lineage.project_interval_ms = 0"), "{err}");
+    }
+
+    #[test]
+    fn api_tokens_come_from_the_environment_or_a_file_and_are_checked_without_being_shown() {
+        let e = env(&[(
+            "HEAL_AUTH__TOKENS",
+            r#"[{name="ci", token="0123456789abcdef-ci", scopes=["operator"]}]"#,
+        )]);
+        let c = Config::load(None, false, &e, &[]).unwrap();
+        assert_eq!(c.auth.tokens[0].name, "ci");
+        assert!(!format!("{c:?}").contains("0123456789abcdef-ci"));
+
+        let dir = std::env::temp_dir().join(format!("heal-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens.toml");
+        std::fs::write(
+            &file,
+            "[[tokens]]\nname = \"viewer\"\ntoken = \"read-only-secret-000\"\nscopes = [\"read\"]\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("HEAL_AUTH__TOKENS_FILE", file.to_str().unwrap()),
+            (
+                "HEAL_AUTH__TOKENS",
+                r#"[{name="ci", token="0123456789abcdef-ci", scopes=["operator"]}]"#,
+            ),
+        ]);
+        let c = Config::load(None, false, &e, &[]).unwrap();
+        let all = c.auth.all_tokens().unwrap();
+        assert_eq!(
+            all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            ["ci", "viewer"]
+        );
+
+        // Mistakes name the key and never show the token.
+        for (tokens, key, secret) in [
+            (
+                r#"[{name="a", token="short", scopes=["read"]}]"#,
+                "auth.tokens[0].token",
+                "short",
+            ),
+            (
+                r#"[{name="a", token="long-enough-token-1", scopes=["root"]}]"#,
+                "auth.tokens[0].scopes",
+                "long-enough-token-1",
+            ),
+            (
+                r#"[{name="a", token="long-enough-token-1", scopes=["read"]}, {name="a", token="long-enough-token-2", scopes=["read"]}]"#,
+                "auth.tokens[1].name",
+                "long-enough-token-2",
+            ),
+        ] {
+            let e = env(&[("HEAL_AUTH__TOKENS", tokens)]);
+            let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+            assert!(!err.contains(secret), "{err}");
+        }
+        std::fs::write(&file, "[[tokens]]\nname = \"x\"\n").unwrap();
+        let e = env(&[("HEAL_AUTH__TOKENS_FILE", file.to_str().unwrap())]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("auth.tokens_file"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

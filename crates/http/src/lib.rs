@@ -10,6 +10,8 @@
 //! clients of the first API versions. What went wrong inside (database text, backend errors)
 //! is logged with the request's route and never returned.
 
+pub mod auth;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

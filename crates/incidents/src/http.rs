@@ -4,6 +4,7 @@
 //! - `POST /api/incidents/{id}/acknowledge`, `/resolve`, `/reopen`, `/notes`, `/feedback`
 //! - `GET /api/incidents/{id}/similar` (similar past incidents and how they ended)
 //! - `GET /api/incidents/similar/{classification}` (the seed's endpoint)
+//! - `GET /api/openapi.json` (this API as an OpenAPI 3.1 document, [`crate::openapi`])
 //!
 //! Errors: 404 for unknown ids, 409 for a move the state machine refuses, 400 naming the field
 //! for bad parameters and bodies (`heal-http`'s shape).
@@ -13,8 +14,9 @@ use crate::store::{self, Error, Feedback, Filter};
 use axum::extract::{Path, Query, State as Ctx};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
+use heal_http::auth::Caller;
 use heal_http::{only, ApiError};
 use heal_model::incident::{FeedbackMessage, IncidentClass, ACTION_NAMES};
 use heal_model::topics::INCIDENT_FEEDBACK;
@@ -41,6 +43,10 @@ pub fn routes(pool: PgPool, bus: Option<heal_bus::Bus>) -> Router {
         .route("/api/incidents/{id}/reopen", post(reopen))
         .route("/api/incidents/{id}/notes", post(note))
         .route("/api/incidents/{id}/feedback", post(feedback))
+        .route(
+            "/api/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .with_state(Api { pool, bus })
 }
 
@@ -195,14 +201,21 @@ fn known(m: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
     }
 }
 
-fn actor(m: &Map<String, Value>) -> Result<String, ApiError> {
-    Ok(text(m, "actor")?.unwrap_or_else(|| "operator".to_string()))
+/// Who acts: the body's `actor`, else the name of the token the request came with, else
+/// `operator`.
+type Who = Option<Extension<Caller>>;
+
+fn actor(m: &Map<String, Value>, who: &Who) -> Result<String, ApiError> {
+    Ok(text(m, "actor")?.unwrap_or_else(|| match who {
+        Some(Extension(c)) => c.name.clone(),
+        None => "operator".to_string(),
+    }))
 }
 
-async fn moved(pool: &PgPool, id: &str, m: Move, body: &axum::body::Bytes) -> Answer {
+async fn moved(pool: &PgPool, id: &str, m: Move, body: &axum::body::Bytes, who: &Who) -> Answer {
     let b = object(body)?;
     known(&b, &["actor", "note"])?;
-    let s = store::transition(pool, id, m, &actor(&b)?, text(&b, "note")?.as_deref())
+    let s = store::transition(pool, id, m, &actor(&b, who)?, text(&b, "note")?.as_deref())
         .await
         .map_err(store_error)?;
     Ok(Json(s).into_response())
@@ -211,17 +224,19 @@ async fn moved(pool: &PgPool, id: &str, m: Move, body: &axum::body::Bytes) -> An
 async fn acknowledge(
     Ctx(Api { pool, .. }): Ctx<Api>,
     Path(id): Path<String>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> Answer {
-    moved(&pool, &id, Move::Acknowledge, &body).await
+    moved(&pool, &id, Move::Acknowledge, &body, &who).await
 }
 
 async fn reopen(
     Ctx(Api { pool, .. }): Ctx<Api>,
     Path(id): Path<String>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> Answer {
-    moved(&pool, &id, Move::Reopen, &body).await
+    moved(&pool, &id, Move::Reopen, &body, &who).await
 }
 
 /// `{"reason": "duplicates", "note": "…"}`; the seed's callers send `{"resolution": "…"}`
@@ -229,6 +244,7 @@ async fn reopen(
 async fn resolve(
     Ctx(Api { pool, .. }): Ctx<Api>,
     Path(id): Path<String>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> Answer {
     let b = object(&body)?;
@@ -248,7 +264,7 @@ async fn resolve(
         &pool,
         &id,
         Move::Resolve(reason),
-        &actor(&b)?,
+        &actor(&b, &who)?,
         note.as_deref(),
     )
     .await
@@ -259,6 +275,7 @@ async fn resolve(
 async fn note(
     Ctx(Api { pool, .. }): Ctx<Api>,
     Path(id): Path<String>,
+    who: Who,
     body: axum::body::Bytes,
 ) -> Answer {
     let b = object(&body)?;
@@ -269,7 +286,7 @@ async fn note(
                 .with_code("missing_field"),
         );
     };
-    store::note(&pool, &id, &actor(&b)?, &n)
+    store::note(&pool, &id, &actor(&b, &who)?, &n)
         .await
         .map_err(store_error)?;
     Ok((
@@ -283,7 +300,12 @@ async fn note(
 /// "action": "backfill", "note": "…"}`: at least one of class, root_cause,
 /// remediation_worked. Stored, then published on `incident-feedback` for AI Ops to learn
 /// from (`action` defaults to the incident's top recommendation).
-async fn feedback(Ctx(api): Ctx<Api>, Path(id): Path<String>, body: axum::body::Bytes) -> Answer {
+async fn feedback(
+    Ctx(api): Ctx<Api>,
+    Path(id): Path<String>,
+    who: Who,
+    body: axum::body::Bytes,
+) -> Answer {
     let b = object(&body)?;
     known(
         &b,
@@ -334,7 +356,7 @@ async fn feedback(Ctx(api): Ctx<Api>, Path(id): Path<String>, body: axum::body::
         )
         .with_code("missing_field"));
     }
-    let who = actor(&b)?;
+    let who = actor(&b, &who)?;
     store::feedback(&api.pool, &id, &who, &f)
         .await
         .map_err(store_error)?;

@@ -8,6 +8,7 @@
 
 pub mod http;
 pub mod metrics;
+pub mod openapi;
 pub mod role;
 pub mod state;
 pub mod store;

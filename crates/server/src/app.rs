@@ -37,6 +37,8 @@ pub struct App {
     db: Database,
     bus: Bus,
     readiness: Arc<Readiness>,
+    /// Who may do what through the HTTP APIs.
+    auth: Arc<heal_http::auth::Auth>,
     /// Each running role, built.
     running: Vec<(Role, Running)>,
     handles: Handles,
@@ -109,6 +111,7 @@ impl App {
     /// [`App::create`] in a mode chosen by the caller.
     pub async fn create_in(config: Config, roles: &RoleSet, mode: Mode) -> anyhow::Result<App> {
         let (mode, running) = Self::check_in(&config, roles, mode)?;
+        let auth = Arc::new(auth(&config)?);
         // Install the metrics recorder before anything records.
         crate::telemetry::prometheus();
         for r in roles.iter().filter(|r| !running.contains(r)) {
@@ -148,6 +151,7 @@ impl App {
             db,
             bus,
             readiness,
+            auth,
             running: built,
             handles,
         })
@@ -219,7 +223,12 @@ impl App {
         for r in roles {
             router = router.merge(self.role_routes(r));
         }
-        router.layer(axum::middleware::from_fn(crate::telemetry::time_request))
+        router
+            .layer(axum::middleware::from_fn_with_state(
+                self.auth.clone(),
+                heal_http::auth::layer,
+            ))
+            .layer(axum::middleware::from_fn(crate::telemetry::time_request))
     }
 
     /// Serves HTTP and runs the roles until `shutdown` turns true; then finishes in-flight
@@ -321,6 +330,32 @@ impl App {
             None => Ok(()),
         }
     }
+}
+
+/// The API's tokens from the configuration, with a warning when nothing protects changes.
+fn auth(config: &Config) -> anyhow::Result<heal_http::auth::Auth> {
+    let tokens = config.auth.all_tokens()?;
+    let auth = heal_http::auth::Auth::new(
+        config.auth.disabled,
+        config.auth.protect_reads,
+        tokens.into_iter().map(|t| (t.name, t.token, t.scopes)),
+    );
+    if auth.is_disabled() {
+        tracing::warn!(
+            "authentication is off (auth.disabled): anyone who reaches the API can change data, run jobs and move incidents"
+        );
+    } else if auth.token_count() == 0 {
+        tracing::warn!(
+            "no API tokens are configured: every change through the API is refused (401); set auth.tokens or auth.tokens_file"
+        );
+    } else {
+        tracing::info!(
+            tokens = auth.token_count(),
+            protect_reads = config.auth.protect_reads,
+            "API tokens loaded"
+        );
+    }
+    Ok(auth)
 }
 
 #[cfg(test)]

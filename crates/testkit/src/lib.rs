@@ -72,13 +72,27 @@ pub fn free_port() -> u16 {
 /// One HTTP/1.1 request to `127.0.0.1:port` (no client library needed); returns the status
 /// code and the body, or `None` when nothing answers.
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+    http_as(port, method, path, body, None)
+}
+
+/// [`http`] with `Authorization: Bearer <token>` when a token is given.
+pub fn http_as(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
     use std::io::{Read, Write};
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .ok()?;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .ok()?;
