@@ -125,17 +125,37 @@ impl IntoResponse for ApiError {
 pub fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     let mut keys: Vec<&String> = params.keys().collect();
     keys.sort();
-    match keys.into_iter().find(|k| !allowed.contains(&k.as_str())) {
-        Some(k) => Err(ApiError::invalid(
+    if let Some(k) = keys.iter().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
             k,
             format!(
                 "unknown query parameter {k:?}; accepted: {}",
                 allowed.join(", ")
             ),
         )
-        .with_code("unknown_parameter")),
+        .with_code("unknown_parameter"));
+    }
+    // PostgreSQL text cannot hold a NUL character: refuse it here rather than fail in the store.
+    match keys.into_iter().find(|k| params[*k].contains('\0')) {
+        Some(k) => Err(ApiError::invalid(
+            k,
+            format!("{k} must not contain a NUL character"),
+        )),
         None => Ok(()),
     }
+}
+
+/// Middleware: a path holding an encoded NUL character (`%00`) is refused with 400 before any
+/// handler sees it (PostgreSQL text cannot hold one, so it could never name anything).
+pub async fn refuse_nul_in_path(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path().to_ascii_lowercase().contains("%00") {
+        return ApiError::invalid("path", "the path must not contain a NUL character (%00)")
+            .into_response();
+    }
+    next.run(req).await
 }
 
 /// A query parameter parsed as `T`, or a 400 naming it with `expected` (e.g. "a whole number
@@ -212,6 +232,12 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("bogus"));
         assert_eq!(e.code, "unknown_parameter");
         assert_eq!(parse::<u32>(&HashMap::new(), "limit", "x").unwrap(), None);
+        // A NUL character can never be stored or matched: refused naming the parameter.
+        let mut q = HashMap::new();
+        q.insert("dataset".to_string(), "or\0ders".to_string());
+        let e = only(&q, &["dataset"]).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("dataset"));
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
     }
 
     #[test]

@@ -179,6 +179,10 @@ fn object(body: &axum::body::Bytes) -> Result<Map<String, Value>, ApiError> {
 fn text(m: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
     match m.get(field) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.contains('\0') => Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not contain a NUL character"),
+        )),
         Some(Value::String(s)) if s.chars().count() <= 10_000 => Ok(Some(s.clone())),
         Some(Value::String(_)) => Err(ApiError::invalid_field(
             field,

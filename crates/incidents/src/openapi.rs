@@ -145,6 +145,7 @@ pub fn document() -> Value {
                 "Resolve with a reason (the seed's callers may send `resolution` text instead)",
                 json!({
                     "type": "object", "additionalProperties": false,
+                    "anyOf": [{ "required": ["reason"] }, { "required": ["resolution"] }],
                     "properties": {
                         "reason": { "type": "string", "enum": reasons },
                         "note": text, "actor": text,

@@ -228,6 +228,7 @@ impl App {
                 self.auth.clone(),
                 heal_http::auth::layer,
             ))
+            .layer(axum::middleware::from_fn(heal_http::refuse_nul_in_path))
             .layer(axum::middleware::from_fn(crate::telemetry::time_request))
     }
 
