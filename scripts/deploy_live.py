@@ -134,9 +134,16 @@ def psql(admin_url: str, sql: str, variables: dict[str, str] | None = None) -> s
     return proc.stdout
 
 
+# The operator token every role is given (as an operator would put API_TOKENS in heal-secrets);
+# changes are posted with it.
+API_TOKEN = "deploy-live-operator-" + os.urandom(8).hex()
+
+
 def http(method: str, url: str, timeout: float = 6.0, body: bytes | None = None) -> tuple[int | None, str]:
     data = body if body is not None else (b"" if method == "POST" else None)
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    if method != "GET":
+        headers["Authorization"] = f"Bearer {API_TOKEN}"
     req = urllib.request.Request(url, method=method, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -581,8 +588,11 @@ def run(args: argparse.Namespace, admin_url: str, kafka: str, problems: Problems
     replaced: dict[str, tuple[str, str]] = {}
     for group in groups:
         for c in group:
-            for key, value in (("DATABASE_URL", db.url), ("KAFKA_BOOTSTRAP_SERVERS", kafka)):
-                replaced.setdefault(key, (c.env.get(key, "(unset)"), value))
+            tokens = f'[{{name="deploy-live", token="{API_TOKEN}", scopes=["operator"]}}]'
+            for key, value in (("DATABASE_URL", db.url), ("KAFKA_BOOTSTRAP_SERVERS", kafka),
+                               ("HEAL_AUTH__TOKENS", tokens)):
+                replaced.setdefault(key, (c.env.get(key, "(unset: API_TOKENS of heal-secrets)"),
+                                          "a test operator token" if key == "HEAL_AUTH__TOKENS" else value))
                 c.env[key] = value
     # The lineage role would keep its graph in the manifests' Neo4j and not start without it.
     removed = set()

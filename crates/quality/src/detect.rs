@@ -582,6 +582,7 @@ const ADAPTIVE_LONG: usize = 24;
 /// Residuals a prediction keeps, and needs before it may judge.
 const ADAPTIVE_NOISE_POINTS: usize = 500;
 const ADAPTIVE_MIN_SAMPLES: usize = 24;
+/// Residuals between two measurements of a prediction's spread (sooner after a surprise).
 const MODEL_REFRESH: usize = 8;
 /// Residuals needed before the ordinary extremes are known, and how far beyond them a point
 /// must lie.
