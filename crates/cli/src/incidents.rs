@@ -170,7 +170,7 @@ async fn list(global: &Global, a: ListArgs) -> anyhow::Result<ExitCode> {
                     q.push_str(&format!("&{k}={v}"));
                 }
             }
-            answer(reqwest::get(&q).await.with_context(|| format!("GET {q}"))?).await?
+            fetch(&q).await?
         }
         None => {
             let filter = Filter {
@@ -236,7 +236,7 @@ async fn show(global: &Global, a: ShowArgs) -> anyhow::Result<ExitCode> {
     let v: Value = match &a.url {
         Some(url) => {
             let q = format!("{}/api/incidents/{}", url.trim_end_matches('/'), a.incident);
-            answer(reqwest::get(&q).await.with_context(|| format!("GET {q}"))?).await?
+            fetch(&q).await?
         }
         None => {
             let config = load_config(global, &[])?;
@@ -280,6 +280,18 @@ async fn show(global: &Global, a: ShowArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The body of a 2xx answer; an error answer's message otherwise.
+/// A GET of the remote API, with `HEAL_TOKEN` as the bearer token when it is set (a server
+/// that protects reads asks for one).
+async fn fetch(q: &str) -> anyhow::Result<Value> {
+    let mut req = reqwest::Client::new().get(q);
+    if let Ok(t) = std::env::var("HEAL_TOKEN") {
+        if !t.is_empty() {
+            req = req.bearer_auth(t);
+        }
+    }
+    answer(req.send().await.with_context(|| format!("GET {q}"))?).await
+}
+
 async fn answer(r: reqwest::Response) -> anyhow::Result<Value> {
     let status = r.status();
     let body: Value = r.json().await.unwrap_or_default();
