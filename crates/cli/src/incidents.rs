@@ -45,6 +45,9 @@ pub struct ListArgs {
     /// A running incidents role (e.g. http://localhost:8087) instead of the database.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// A bearer token (needed when the server protects reads).
+    #[arg(long, env = "HEAL_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -54,6 +57,9 @@ pub struct ShowArgs {
     pub incident: String,
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
+    /// A bearer token (needed when the server protects reads).
+    #[arg(long, env = "HEAL_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -170,7 +176,7 @@ async fn list(global: &Global, a: ListArgs) -> anyhow::Result<ExitCode> {
                     q.push_str(&format!("&{k}={v}"));
                 }
             }
-            fetch(&q).await?
+            fetch(&q, a.token.as_deref()).await?
         }
         None => {
             let filter = Filter {
@@ -236,7 +242,7 @@ async fn show(global: &Global, a: ShowArgs) -> anyhow::Result<ExitCode> {
     let v: Value = match &a.url {
         Some(url) => {
             let q = format!("{}/api/incidents/{}", url.trim_end_matches('/'), a.incident);
-            fetch(&q).await?
+            fetch(&q, a.token.as_deref()).await?
         }
         None => {
             let config = load_config(global, &[])?;
@@ -280,14 +286,12 @@ async fn show(global: &Global, a: ShowArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The body of a 2xx answer; an error answer's message otherwise.
-/// A GET of the remote API, with `HEAL_TOKEN` as the bearer token when it is set (a server
-/// that protects reads asks for one).
-async fn fetch(q: &str) -> anyhow::Result<Value> {
+/// A GET of the remote API, with the bearer token when one is given (a server that protects
+/// reads asks for one).
+async fn fetch(q: &str, token: Option<&str>) -> anyhow::Result<Value> {
     let mut req = reqwest::Client::new().get(q);
-    if let Ok(t) = std::env::var("HEAL_TOKEN") {
-        if !t.is_empty() {
-            req = req.bearer_auth(t);
-        }
+    if let Some(t) = token.filter(|t| !t.is_empty()) {
+        req = req.bearer_auth(t);
     }
     answer(req.send().await.with_context(|| format!("GET {q}"))?).await
 }

@@ -132,13 +132,7 @@ pub fn regularize(points: &[Point]) -> Result<Grid, DetectError> {
     let mut pts: Vec<Point> = points.to_vec();
     pts.sort_by_key(|p| p.at);
     let start = pts[0].at;
-    let mut gaps: Vec<i64> = pts
-        .windows(2)
-        .map(|w| (w[1].at - w[0].at).num_seconds())
-        .filter(|g| *g > 0)
-        .collect();
-    gaps.sort_unstable();
-    let median_gap = gaps.get(gaps.len() / 2).copied().unwrap_or(1).max(1);
+    let median_gap = median_spacing(&pts);
     // Clock-like steps win when the median spacing is within 10 % of one (jittered readings).
     let step = [
         1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400,
@@ -170,6 +164,17 @@ pub fn regularize(points: &[Point]) -> Result<Grid, DetectError> {
         .map(|(s, c)| (c > 0).then(|| s / c as f64))
         .collect();
     Ok((start, step, grid))
+}
+
+/// The median spacing, in seconds (at least 1), of points sorted by time.
+pub fn median_spacing(sorted: &[Point]) -> i64 {
+    let mut gaps: Vec<i64> = sorted
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).num_seconds())
+        .filter(|g| *g > 0)
+        .collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied().unwrap_or(1).max(1)
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -367,14 +372,8 @@ fn judge_holding(grid: &[Option<f64>], period: Option<usize>, settings: &Setting
             continue;
         }
         let seasonal = median(&mut prior.clone());
-        // The level: recent values against their seasonal baselines, as a ratio (half the
-        // measured shift: a real shift such as a weekend is mostly followed, noise in the few
-        // points measured mostly ignored).
-        let (sum_v, sum_e) = level_window
-            .iter()
-            .fold((0.0, 0.0), |(a, b), (v, e)| (a + v, b + e));
-        let ratio = if period.is_some() && level_window.len() >= 3 && sum_e > 0.0 && sum_v > 0.0 {
-            1.0 + 0.5 * ((sum_v / sum_e).clamp(0.2, 5.0) - 1.0)
+        let ratio = if period.is_some() {
+            level_ratio(&level_window)
         } else {
             1.0
         };
@@ -496,15 +495,7 @@ fn judge_adaptive(grid: &[Option<f64>], period: Option<usize>, settings: &Settin
                 return None;
             }
             let base = median(&mut prior);
-            let (sum_v, sum_e) = level_window
-                .iter()
-                .fold((0.0, 0.0), |(a, b), (v, e)| (a + v, b + e));
-            let ratio = if level_window.len() >= 3 && sum_e > 0.0 && sum_v > 0.0 {
-                1.0 + 0.5 * ((sum_v / sum_e).clamp(0.2, 5.0) - 1.0)
-            } else {
-                1.0
-            };
-            Some((base, base * ratio))
+            Some((base, base * level_ratio(&level_window)))
         });
         let tail_median = |n: usize| {
             (recent.len() >= n).then(|| {
@@ -608,6 +599,20 @@ fn noise(residuals: &mut [f64]) -> f64 {
         return robust;
     }
     (kept.iter().map(|r| r * r).sum::<f64>() / kept.len() as f64).sqrt()
+}
+
+/// The level: recent values against their seasonal baselines, as a ratio (half the measured
+/// shift: a real shift such as a weekend is mostly followed, noise in the few points measured
+/// mostly ignored); 1 until three points are known.
+fn level_ratio(window: &VecDeque<(f64, f64)>) -> f64 {
+    let (sum_v, sum_e) = window
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (v, e)| (a + v, b + e));
+    if window.len() >= 3 && sum_e > 0.0 && sum_v > 0.0 {
+        1.0 + 0.5 * ((sum_v / sum_e).clamp(0.2, 5.0) - 1.0)
+    } else {
+        1.0
+    }
 }
 
 /// Recent points that set the level.

@@ -154,15 +154,9 @@ pub fn score(flags: &[DateTime<Utc>], windows: &[Window], step: Duration) -> Sco
 
 /// The median spacing of the points (at least a second).
 pub fn median_step(points: &[Point]) -> Duration {
-    let mut times: Vec<DateTime<Utc>> = points.iter().map(|p| p.at).collect();
-    times.sort();
-    let mut gaps: Vec<i64> = times
-        .windows(2)
-        .map(|w| (w[1] - w[0]).num_seconds())
-        .filter(|g| *g > 0)
-        .collect();
-    gaps.sort_unstable();
-    Duration::seconds(gaps.get(gaps.len() / 2).copied().unwrap_or(1).max(1))
+    let mut sorted = points.to_vec();
+    sorted.sort_by_key(|p| p.at);
+    Duration::seconds(crate::detect::median_spacing(&sorted))
 }
 
 /// The reference: a point is flagged when it lies more than `threshold` standard deviations
