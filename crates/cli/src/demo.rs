@@ -53,6 +53,15 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.kafka.bootstrap_servers = None;
     // A demo on a laptop: no tokens (App warns that authentication is off).
     config.auth.disabled = true;
+    // The executor heals on its own in the demo: every action type is `auto`.
+    config.executor.default_mode = "auto".into();
+    for a in heal_model::incident::ACTION_NAMES {
+        config
+            .executor
+            .policy
+            .insert(a.to_string(), heal_config::PolicyRule::Mode("auto".into()));
+    }
+    config.executor.interval_ms = 1_000;
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::parse(DEMO_SCENARIO, "scenarios/demo.toml")?,

@@ -86,8 +86,31 @@ pub struct ScenarioScore {
     pub compression: f64,
     pub wall_ms: u64,
     pub decision_us: Vec<u64>,
+    pub remediation: Remediation,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub incident_list: Vec<Incident>,
+}
+
+/// What the self-healing executor made of a scenario's incidents.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Remediation {
+    /// Incidents with at least one action the executor could run (not manual, not skipped,
+    /// not refused).
+    pub remediable: usize,
+    /// Of those, resolved as remediated (verification passed).
+    pub remediated: usize,
+    /// Of those, failed verification (escalated).
+    pub failed: usize,
+    pub actions_applied: usize,
+    /// Actions applied although the policy said `off`, or `approve` without an approval.
+    pub actions_outside_policy: usize,
+    /// Data-changing actions whose verification failed, and how many of them were rolled back.
+    pub data_changing_failed: usize,
+    pub rolled_back: usize,
+    /// Per remediated incident: data time from detection to verified resolution (hours), and
+    /// wall time from the incident's opening to its resolution.
+    pub ttr_data_hours: Vec<f64>,
+    pub ttr_wall_ms: Vec<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +133,15 @@ pub struct Overall {
     pub ttd_wall_ms_median: Option<u64>,
     pub decision_us_p50: u64,
     pub decision_us_p95: u64,
+    pub remediable_incidents: usize,
+    /// Share of remediable incidents resolved with verification passed.
+    pub remediation_success: f64,
+    pub ttr_data_hours_median: Option<f64>,
+    pub ttr_wall_ms_median: Option<u64>,
+    pub actions_applied: usize,
+    pub actions_outside_policy: usize,
+    /// Rolled back / data-changing actions whose verification failed (1 when none failed).
+    pub rollback_coverage: f64,
 }
 
 /// Every `*.toml` under the given files and folders, sorted.
@@ -163,6 +195,7 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let settings = heal_server::aiops::settings(&config)?;
+    let healing = heal_server::executor::settings(&config.executor);
     let mut scores = Vec::new();
     for (i, (file, mut s)) in scenarios.into_iter().enumerate() {
         prepare(&mut s, args.warmup_days, args.events_per_day);
@@ -197,6 +230,7 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
             &file,
             step,
             settings.clone(),
+            &healing,
             quiet,
             args.json.is_some(),
         )
@@ -288,10 +322,23 @@ async fn run_scenario(
     file: &Path,
     step: Duration,
     settings: heal_aiops::Settings,
+    healing: &heal_incidents::executor::Settings,
     quiet: bool,
     keep_incidents: bool,
 ) -> anyhow::Result<ScenarioScore> {
     let started = Instant::now();
+    // The executor as the incidents role runs it; verification waits (in wall time) while the
+    // replay goes on and is judged for whatever still waits once the replay ends.
+    let executor = heal_incidents::executor::Executor::new(
+        pool.clone(),
+        heal_incidents::executor::Settings {
+            verify_within: std::time::Duration::from_secs(24 * 3600),
+            ..healing.clone()
+        },
+        None,
+    );
+    let mut to_store: Vec<heal_model::incident::IncidentMessage> = Vec::new();
+    let mut recovered: HashMap<String, (DateTime<Utc>, Instant)> = HashMap::new();
     let shared = settings.shared_datasets.clone();
     let topic = heal_model::topics::RAW_EVENTS;
     // What the roles declare at start, so lineage knows the graph.
@@ -366,12 +413,14 @@ async fn run_scenario(
         |engine: &mut Engine,
          failures: &[heal_model::quality::FailureEvent],
          at: DateTime<Utc>,
-         opened_at: &mut HashMap<String, (DateTime<Utc>, Instant)>| {
+         opened_at: &mut HashMap<String, (DateTime<Utc>, Instant)>,
+         to_store: &mut Vec<heal_model::incident::IncidentMessage>| {
             for f in failures {
                 let t = Instant::now();
                 let msgs = engine.ingest(f);
                 decision_us.push(t.elapsed().as_micros() as u64);
                 note_opened(&msgs, opened_at, at);
+                to_store.extend(msgs);
             }
             failures.len() as u64
         };
@@ -427,7 +476,7 @@ async fn run_scenario(
                 .collect();
             // The consumer reports within seconds of its first failed write.
             let at = if down { from } else { cut };
-            failure_events += decide(&mut engine, &failures, at, &mut opened_at);
+            failure_events += decide(&mut engine, &failures, at, &mut opened_at, &mut to_store);
             from = cut;
         }
         if let Some(p) = &progress {
@@ -445,10 +494,14 @@ async fn run_scenario(
             let report = quality.run_cycle(None).await?;
             let mut failures = report.events;
             failures.sort_by_key(|e| e.data_span().0);
-            failure_events += decide(&mut engine, &failures, until, &mut opened_at);
+            failure_events += decide(&mut engine, &failures, until, &mut opened_at, &mut to_store);
         }
         let msgs = engine.advance(until);
         note_opened(&msgs, &mut opened_at, until);
+        to_store.extend(msgs);
+        if !down {
+            heal_round(pool, &executor, &mut to_store, &mut recovered, until).await?;
+        }
         clock = until;
     }
     if down {
@@ -456,6 +509,34 @@ async fn run_scenario(
     }
     let msgs = engine.flush();
     note_opened(&msgs, &mut opened_at, clock);
+    to_store.extend(msgs);
+    // The last round: what the actions changed is recomputed and re-checked, and whatever
+    // still waits for verification is judged now.
+    heal_round(pool, &executor, &mut to_store, &mut recovered, clock).await?;
+    batch
+        .run(
+            &[],
+            heal_batch::Trigger::Schedule,
+            heal_batch::Selection::default(),
+        )
+        .await?;
+    quality.run_cycle(None).await?;
+    let last = heal_incidents::executor::Executor::new(
+        pool.clone(),
+        heal_incidents::executor::Settings {
+            verify_within: std::time::Duration::ZERO,
+            ..healing.clone()
+        },
+        None,
+    );
+    heal_round(pool, &last, &mut to_store, &mut recovered, clock).await?;
+    let remediation = remediation(
+        pool,
+        &incidents_detected_at(&engine),
+        &opened_at,
+        &recovered,
+    )
+    .await?;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
@@ -559,12 +640,112 @@ async fn run_scenario(
         faults,
         wall_ms: started.elapsed().as_millis() as u64,
         decision_us,
+        remediation,
         incident_list: if keep_incidents {
             incidents
         } else {
             Vec::new()
         },
     })
+}
+
+/// The incidents role's share of a round: store the engine's messages, let an operator approve
+/// what waits for approval (the evaluation's operator says yes), run the executor, note the
+/// incidents it resolved.
+async fn heal_round(
+    pool: &PgPool,
+    executor: &heal_incidents::executor::Executor,
+    to_store: &mut Vec<heal_model::incident::IncidentMessage>,
+    recovered: &mut HashMap<String, (DateTime<Utc>, Instant)>,
+    clock: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    for m in to_store.drain(..) {
+        heal_incidents::store::apply_message(pool, &m).await?;
+    }
+    for _ in 0..2 {
+        executor.tick().await?;
+        let pending: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, incident_id FROM executor_actions WHERE state = 'pending_approval'",
+        )
+        .fetch_all(pool)
+        .await?;
+        for (id, incident) in pending {
+            heal_incidents::executor::decide(pool, &incident, id, true, "eval-operator", None)
+                .await?;
+        }
+    }
+    let done: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM incidents WHERE state = 'resolved' AND resolution_reason = 'remediated'",
+    )
+    .fetch_all(pool)
+    .await?;
+    for id in done {
+        recovered.entry(id).or_insert((clock, Instant::now()));
+    }
+    Ok(())
+}
+
+fn incidents_detected_at(engine: &Engine) -> HashMap<String, DateTime<Utc>> {
+    engine
+        .incidents()
+        .into_iter()
+        .map(|i| (i.id.clone(), i.detected_at_data))
+        .collect()
+}
+
+/// The executor's score from what it recorded.
+async fn remediation(
+    pool: &PgPool,
+    detected: &HashMap<String, DateTime<Utc>>,
+    opened: &HashMap<String, (DateTime<Utc>, Instant)>,
+    recovered: &HashMap<String, (DateTime<Utc>, Instant)>,
+) -> anyhow::Result<Remediation> {
+    let rows: Vec<(String, bool, String, Option<String>)> = sqlx::query_as(
+        "SELECT a.incident_id,
+                bool_or(a.state NOT IN ('manual', 'skipped', 'refused')),
+                i.state, i.resolution_reason
+         FROM executor_actions a JOIN incidents i ON i.id = a.incident_id
+         GROUP BY a.incident_id, i.state, i.resolution_reason",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut r = Remediation::default();
+    for (id, remediable, state, reason) in rows {
+        if !remediable {
+            continue;
+        }
+        r.remediable += 1;
+        if state == "resolved" && reason.as_deref() == Some("remediated") {
+            r.remediated += 1;
+            if let (Some(d), Some((at, wall))) = (detected.get(&id), recovered.get(&id)) {
+                r.ttr_data_hours
+                    .push(((*at - *d).num_minutes() as f64 / 60.0).max(0.0));
+                if let Some((_, opened_wall)) = opened.get(&id) {
+                    r.ttr_wall_ms
+                        .push(wall.saturating_duration_since(*opened_wall).as_millis() as u64);
+                }
+            }
+        } else if state == "failed" {
+            r.failed += 1;
+        }
+    }
+    let (applied, outside, failed_dc, rolled): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE applied),
+                count(*) FILTER (WHERE applied
+                                   AND (mode = 'off' OR (mode = 'approve' AND decided_by IS NULL))),
+                count(*) FILTER (WHERE data_changing AND outcome->>'verification' = 'failed'),
+                count(*) FILTER (WHERE data_changing AND state = 'rolled_back')
+         FROM (SELECT *, state IN ('applying', 'applied', 'verified', 'rolled_back')
+                         OR (state = 'failed' AND outcome ? 'verification') AS applied
+               FROM executor_actions) a",
+    )
+    .fetch_one(pool)
+    .await?;
+    r.actions_applied = applied as usize;
+    r.actions_outside_policy = outside as usize;
+    r.data_changing_failed = failed_dc as usize;
+    r.rolled_back = rolled as usize;
+    Ok(r)
 }
 
 fn note_opened(
@@ -653,6 +834,18 @@ pub fn overall(scores: &[ScenarioScore]) -> Overall {
     decisions.sort();
     let incidents: usize = scores.iter().map(|s| s.incidents).sum();
     let events: u64 = scores.iter().map(|s| s.failure_events).sum();
+    let sum =
+        |f: fn(&Remediation) -> usize| -> usize { scores.iter().map(|s| f(&s.remediation)).sum() };
+    let mut ttr: Vec<f64> = scores
+        .iter()
+        .flat_map(|s| s.remediation.ttr_data_hours.iter().copied())
+        .collect();
+    ttr.sort_by(f64::total_cmp);
+    let mut ttr_wall: Vec<u64> = scores
+        .iter()
+        .flat_map(|s| s.remediation.ttr_wall_ms.iter().copied())
+        .collect();
+    ttr_wall.sort();
     Overall {
         scenarios: scores.len(),
         faults: n,
@@ -680,6 +873,17 @@ pub fn overall(scores: &[ScenarioScore]) -> Overall {
         ttd_wall_ms_median: wall.get(wall.len() / 2).copied(),
         decision_us_p50: percentile(&decisions, 0.5),
         decision_us_p95: percentile(&decisions, 0.95),
+        remediable_incidents: sum(|r| r.remediable),
+        remediation_success: ratio(sum(|r| r.remediated), sum(|r| r.remediable)),
+        ttr_data_hours_median: ttr.get(ttr.len() / 2).copied(),
+        ttr_wall_ms_median: ttr_wall.get(ttr_wall.len() / 2).copied(),
+        actions_applied: sum(|r| r.actions_applied),
+        actions_outside_policy: sum(|r| r.actions_outside_policy),
+        rollback_coverage: if sum(|r| r.data_changing_failed) == 0 {
+            1.0
+        } else {
+            ratio(sum(|r| r.rolled_back), sum(|r| r.data_changing_failed))
+        },
     }
 }
 
@@ -828,6 +1032,36 @@ fn print(scores: &[ScenarioScore], o: &Overall) {
             "engine decision p50 / p95",
             format!("{} µs / {} µs", o.decision_us_p50, o.decision_us_p95),
             "",
+        ),
+        (
+            "remediation success (verified / remediable incidents)",
+            format!(
+                "{} ({} incidents)",
+                f2(o.remediation_success),
+                o.remediable_incidents
+            ),
+            "≥ 0.9",
+        ),
+        (
+            "time to recovery, median (data / wall)",
+            format!(
+                "{} / {}",
+                o.ttr_data_hours_median
+                    .map_or("-".into(), |h| format!("{h:.1} h")),
+                o.ttr_wall_ms_median
+                    .map_or("-".into(), |m| format!("{m} ms"))
+            ),
+            "",
+        ),
+        (
+            "actions applied / outside policy",
+            format!("{} / {}", o.actions_applied, o.actions_outside_policy),
+            "outside: 0",
+        ),
+        (
+            "rolled back / data-changing actions that failed verification",
+            f2(o.rollback_coverage),
+            "1.00",
         ),
     ];
     for (a, b, c) in rows {

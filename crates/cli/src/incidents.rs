@@ -1,5 +1,6 @@
-//! `heal incidents …`: the incident store. `list` and `show` read the database (or a running
-//! incidents role with `--url`); the moves, notes and feedback go through a running role's API
+//! `heal incidents …`: the incident store and the executor's actions. `list`, `show` and
+//! `actions` read the database (or a running incidents role with `--url`); the moves, notes,
+//! feedback, approvals and the breaker reset go through a running role's API
 //! (`--url`, by default the monolithic address), so they follow the same rules and feedback
 //! reaches AI Ops.
 
@@ -27,6 +28,31 @@ pub enum IncidentsCommand {
     Note(NoteArgs),
     /// Give feedback: the right class, the right root cause, whether the remediation worked.
     Feedback(FeedbackArgs),
+    /// The self-healing executor's actions for an incident: dry run, mode, state, outcome.
+    Actions(ShowArgs),
+    /// Approve an action waiting for an operator (the executor applies it at its next round).
+    Approve(DecideArgs),
+    /// Reject an action waiting for an operator.
+    Reject(DecideArgs),
+    /// Close the executor's circuit breaker after repeated failures.
+    BreakerReset(BreakerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    pub incident: String,
+    /// The action's id (see `heal incidents actions`).
+    pub action: i64,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct BreakerArgs {
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]
@@ -156,7 +182,73 @@ pub async fn incidents(global: &Global, cmd: IncidentsCommand) -> anyhow::Result
             });
             post(global, &a.remote, &a.incident, "feedback", body).await
         }
+        IncidentsCommand::Actions(a) => actions(global, a).await,
+        IncidentsCommand::Approve(a) => decide(global, a, "approve").await,
+        IncidentsCommand::Reject(a) => decide(global, a, "reject").await,
+        IncidentsCommand::BreakerReset(a) => {
+            let body = json!({ "actor": a.remote.actor });
+            send(
+                global,
+                &a.remote,
+                "/api/executor/breaker/reset",
+                "executor",
+                body,
+            )
+            .await
+        }
     }
+}
+
+async fn decide(global: &Global, a: DecideArgs, verb: &str) -> anyhow::Result<ExitCode> {
+    let body = json!({ "note": a.note, "actor": a.remote.actor });
+    let what = format!("actions/{}/{verb}", a.action);
+    post(global, &a.remote, &a.incident, &what, body).await
+}
+
+async fn actions(global: &Global, a: ShowArgs) -> anyhow::Result<ExitCode> {
+    let v: Value = match &a.url {
+        Some(url) => {
+            let q = format!(
+                "{}/api/incidents/{}/actions",
+                url.trim_end_matches('/'),
+                a.incident
+            );
+            fetch(&q, a.token.as_deref()).await?
+        }
+        None => {
+            let config = load_config(global, &[])?;
+            let db = open_database(&config).await?;
+            let r = heal_incidents::executor::actions_of(db.pool(), &a.incident).await;
+            db.close().await;
+            json!({ "incident": a.incident, "actions": r? })
+        }
+    };
+    if a.output == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&[
+        "id", "rank", "action", "mode", "state", "radius", "dry run", "outcome",
+    ]);
+    for x in v["actions"].as_array().into_iter().flatten() {
+        let s = |k: &str| x[k].as_str().unwrap_or("-").to_string();
+        t.add_row(vec![
+            x["id"].to_string(),
+            x["rank"].to_string(),
+            s("action"),
+            s("mode"),
+            s("state"),
+            x["blast_radius"].to_string(),
+            x["dry_run"].to_string(),
+            if x["outcome"].is_null() {
+                "-".into()
+            } else {
+                x["outcome"].to_string()
+            },
+        ]);
+    }
+    println!("{t}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn list(global: &Global, a: ListArgs) -> anyhow::Result<ExitCode> {
@@ -319,6 +411,24 @@ async fn post(
     what: &str,
     body: Value,
 ) -> anyhow::Result<ExitCode> {
+    send(
+        global,
+        remote,
+        &format!("/api/incidents/{id}/{what}"),
+        id,
+        body,
+    )
+    .await
+}
+
+/// POSTs `body` (without its null fields) to `path` of the remote API and prints the answer.
+async fn send(
+    global: &Global,
+    remote: &Remote,
+    path: &str,
+    id: &str,
+    body: Value,
+) -> anyhow::Result<ExitCode> {
     let base = match &remote.url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => format!("http://{}", load_config(global, &[])?.http_addr),
@@ -331,7 +441,7 @@ async fn post(
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let url = format!("{base}/api/incidents/{id}/{what}");
+    let url = format!("{base}{path}");
     let mut req = reqwest::Client::new().post(&url).json(&body);
     if let Some(t) = &remote.token {
         req = req.bearer_auth(t);
@@ -345,7 +455,7 @@ async fn post(
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&v)?),
         OutputFormat::Table => match v["state"].as_str() {
             Some(state) => println!("{id}: {state}"),
-            None => println!("{id}: {what} stored"),
+            None => println!("{id}: done"),
         },
     }
     Ok(ExitCode::SUCCESS)

@@ -13,6 +13,7 @@ mod settings;
 
 pub use role::{Role, RoleSet};
 pub use settings::{
-    ApiToken, AuthConfig, BatchConfig, Config, ConfigError, DatabaseConfig, GeneratorConfig,
-    IngestConfig, KafkaConfig, LineageConfig, LogFormat, Neo4jConfig, QualityConfig, RolePorts,
+    ApiToken, AuthConfig, BatchConfig, Config, ConfigError, DatabaseConfig, ExecutorConfig,
+    GeneratorConfig, IngestConfig, KafkaConfig, KpiConfig, LineageConfig, LogFormat, Neo4jConfig,
+    PolicyRule, QualityConfig, RolePorts,
 };

@@ -47,8 +47,64 @@ pub struct Config {
     pub lineage: LineageConfig,
     pub quality: QualityConfig,
     pub aiops: AiopsConfig,
+    pub executor: ExecutorConfig,
     pub auth: AuthConfig,
 }
+
+/// The self-healing executor the incidents role runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Whether the incidents role plans, applies and verifies remediations.
+    pub enabled: bool,
+    /// Time between the executor's rounds.
+    pub interval_ms: u64,
+    /// Mode of action types the policy does not name: `auto`, `approve` or `off`.
+    pub default_mode: String,
+    /// Per action type: a mode (`deduplicate = "approve"`) or modes per severity with a
+    /// default (`deduplicate = { critical = "approve", default = "auto" }`). Named types
+    /// replace the shipped rule for that type; the others keep it.
+    pub policy: BTreeMap<String, PolicyRule>,
+    /// Most actions applied in any hour.
+    pub max_actions_per_hour: u32,
+    /// Failed actions in a row that open the circuit breaker (0: never).
+    pub breaker_failures: u32,
+    /// Most assets one action may touch; larger actions are refused.
+    pub max_blast_radius: u32,
+    /// How long a remediation has to pass verification before it is rolled back.
+    pub verify_within_secs: u64,
+    /// Largest relative distance of a KPI from its baseline that passes verification.
+    pub kpi_tolerance: f64,
+    /// Where `notify_owner` and escalations are posted (JSON). Unset: no notifications.
+    pub webhook_url: Option<String>,
+    /// KPIs verification compares with their baseline. Empty: revenue, orders, conversion,
+    /// payment success and day-1 retention from the analytics tables.
+    pub kpis: Vec<KpiConfig>,
+}
+
+/// A mode for every severity, or per severity (`low`, `medium`, `high`, `critical`, `default`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PolicyRule {
+    Mode(String),
+    BySeverity(BTreeMap<String, String>),
+}
+
+/// A KPI measured per day: `value` aggregates rows of `table` grouped by the day expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KpiConfig {
+    pub name: String,
+    pub table: String,
+    /// An SQL expression giving the day: a `date` column, or e.g.
+    /// `(placed_at AT TIME ZONE 'UTC')::date`.
+    pub day: String,
+    /// An aggregate SQL expression, e.g. `sum(gross_revenue_usd)`.
+    pub value: String,
+}
+
+const MODES: [&str; 3] = ["auto", "approve", "off"];
+const POLICY_SEVERITIES: [&str; 5] = ["low", "medium", "high", "critical", "default"];
 
 /// Who may change things through the HTTP APIs: bearer tokens with scopes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,6 +398,19 @@ impl Default for Config {
                 llm_model: "gpt-4o-mini".into(),
                 llm_timeout_ms: 20_000,
             },
+            executor: ExecutorConfig {
+                enabled: true,
+                interval_ms: 5_000,
+                default_mode: "approve".into(),
+                policy: BTreeMap::new(),
+                max_actions_per_hour: 20,
+                breaker_failures: 3,
+                max_blast_radius: 25,
+                verify_within_secs: 900,
+                kpi_tolerance: 0.25,
+                webhook_url: None,
+                kpis: vec![],
+            },
             auth: AuthConfig {
                 disabled: false,
                 protect_reads: false,
@@ -390,7 +459,10 @@ fn is_service_link(rest: &str) -> bool {
 
 /// Names of environment variables that hold secrets (never echoed in errors).
 fn is_secret(key: &str) -> bool {
-    key.ends_with("password") || key.ends_with("_key") || key.contains("token")
+    key.ends_with("password")
+        || key.ends_with("_key")
+        || key.contains("token")
+        || key.contains("webhook")
 }
 
 /// One setting from one named place (an environment variable, a flag), so that an error says
@@ -497,6 +569,100 @@ impl Config {
         let config: Config = figment.extract().map_err(|e| describe(&e))?;
         config.validate()?;
         Ok(config)
+    }
+
+    fn validate_executor(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: &dyn std::fmt::Display, why: &str| {
+            Err(ConfigError::Invalid(format!("{key} = {value}: {why}")))
+        };
+        let e = &self.executor;
+        if !MODES.contains(&e.default_mode.as_str()) {
+            return bad(
+                "executor.default_mode",
+                &e.default_mode,
+                "must be auto, approve or off",
+            );
+        }
+        for (action, rule) in &e.policy {
+            let key = format!("executor.policy.{action}");
+            if !heal_model::incident::ACTION_NAMES.contains(&action.as_str()) {
+                return bad(
+                    &key,
+                    &"…",
+                    &format!(
+                        "{action:?} is not an action; use one of {}",
+                        heal_model::incident::ACTION_NAMES.join(", ")
+                    ),
+                );
+            }
+            let modes: Vec<(String, &String)> = match rule {
+                PolicyRule::Mode(m) => vec![(key.clone(), m)],
+                PolicyRule::BySeverity(by) => {
+                    if let Some(s) = by.keys().find(|s| !POLICY_SEVERITIES.contains(&s.as_str())) {
+                        return bad(
+                            &format!("{key}.{s}"),
+                            &"…",
+                            "severities are low, medium, high, critical and default",
+                        );
+                    }
+                    by.iter().map(|(s, m)| (format!("{key}.{s}"), m)).collect()
+                }
+            };
+            for (k, m) in modes {
+                if !MODES.contains(&m.as_str()) {
+                    return bad(&k, m, "must be auto, approve or off");
+                }
+            }
+        }
+        if e.interval_ms < 100 {
+            return bad(
+                "executor.interval_ms",
+                &e.interval_ms,
+                "must be at least 100",
+            );
+        }
+        if e.max_actions_per_hour == 0 {
+            return bad("executor.max_actions_per_hour", &0, "must be at least 1");
+        }
+        if e.verify_within_secs == 0 {
+            return bad("executor.verify_within_secs", &0, "must be at least 1");
+        }
+        if !(e.kpi_tolerance > 0.0 && e.kpi_tolerance <= 10.0) {
+            return bad(
+                "executor.kpi_tolerance",
+                &e.kpi_tolerance,
+                "must be above 0 and at most 10 (a share of the baseline)",
+            );
+        }
+        if let Some(u) = &e.webhook_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") => {}
+                _ => {
+                    return bad(
+                        "executor.webhook_url",
+                        &"(not shown)",
+                        "must be an http:// or https:// URL",
+                    )
+                }
+            }
+        }
+        for (i, k) in e.kpis.iter().enumerate() {
+            for (field, v) in [
+                ("name", &k.name),
+                ("table", &k.table),
+                ("day", &k.day),
+                ("value", &k.value),
+            ] {
+                if v.trim().is_empty() {
+                    return bad(
+                        &format!("executor.kpis[{i}].{field}"),
+                        &"\"\"",
+                        "must not be empty",
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -607,6 +773,7 @@ impl Config {
                 }
             }
         }
+        self.validate_executor()?;
         if self.lineage.project_interval_ms == 0 {
             return bad("lineage.project_interval_ms", &0, "must be at least 1");
         }

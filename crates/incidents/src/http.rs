@@ -4,6 +4,10 @@
 //! - `POST /api/incidents/{id}/acknowledge`, `/resolve`, `/reopen`, `/notes`, `/feedback`
 //! - `GET /api/incidents/{id}/similar` (similar past incidents and how they ended)
 //! - `GET /api/incidents/similar/{classification}` (the seed's endpoint)
+//! - `GET /api/incidents/{id}/actions` (the executor's plans for it: dry run, mode, state,
+//!   outcome), `POST /api/incidents/{id}/actions/{action}/approve` and `/reject`
+//! - `GET /api/executor/status` (caps, breaker), `GET /api/executor/audit?incident=&limit=`,
+//!   `POST /api/executor/breaker/reset`
 //! - `GET /api/openapi.json` (this API as an OpenAPI 3.1 document, [`crate::openapi`])
 //!
 //! Errors: 404 for unknown ids, 409 for a move the state machine refuses, 400 naming the field
@@ -19,7 +23,6 @@ use chrono::{DateTime, Utc};
 use heal_http::auth::Caller;
 use heal_http::{only, ApiError};
 use heal_model::incident::{FeedbackMessage, IncidentClass, ACTION_NAMES};
-use heal_model::topics::INCIDENT_FEEDBACK;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -30,10 +33,30 @@ use std::collections::HashMap;
 pub struct Api {
     pub pool: PgPool,
     pub bus: Option<heal_bus::Bus>,
+    /// The executor this process runs, for its status (none: the executor is off).
+    pub executor: Option<std::sync::Arc<crate::executor::Executor>>,
 }
 
 pub fn routes(pool: PgPool, bus: Option<heal_bus::Bus>) -> Router {
+    routes_with(pool, bus, None)
+}
+
+/// The routes, with the executor this process runs.
+pub fn routes_with(
+    pool: PgPool,
+    bus: Option<heal_bus::Bus>,
+    executor: Option<std::sync::Arc<crate::executor::Executor>>,
+) -> Router {
     Router::new()
+        .route("/api/incidents/{id}/actions", get(actions))
+        .route(
+            "/api/incidents/{id}/actions/{action}/approve",
+            post(approve),
+        )
+        .route("/api/incidents/{id}/actions/{action}/reject", post(reject))
+        .route("/api/executor/status", get(executor_status))
+        .route("/api/executor/audit", get(audit))
+        .route("/api/executor/breaker/reset", post(breaker_reset))
         .route("/api/incidents", get(list))
         .route("/api/incidents/similar/{classification}", get(of_class))
         .route("/api/incidents/{id}", get(one))
@@ -47,7 +70,11 @@ pub fn routes(pool: PgPool, bus: Option<heal_bus::Bus>) -> Router {
             "/api/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
         )
-        .with_state(Api { pool, bus })
+        .with_state(Api {
+            pool,
+            bus,
+            executor,
+        })
 }
 
 type Params = Query<HashMap<String, String>>;
@@ -380,20 +407,13 @@ async fn feedback(
     m.remediation_worked = worked;
     m.action = action;
     let published = match &api.bus {
-        Some(bus) => {
-            let record = heal_bus::Record {
-                key: id.as_bytes().to_vec(),
-                payload: serde_json::to_vec(&m).expect("feedback serializes"),
-                timestamp_ms: m.emitted_at.timestamp_millis(),
-            };
-            match bus.send(INCIDENT_FEEDBACK, vec![record]).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(error = %e, incident = %id, "feedback stored but not published");
-                    false
-                }
+        Some(bus) => match crate::role::publish_feedback(bus, &m).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, incident = %id, "feedback stored but not published");
+                false
             }
-        }
+        },
         None => false,
     };
     Ok((
@@ -401,4 +421,107 @@ async fn feedback(
         Json(json!({ "incident": id, "stored": true, "published": published, "feedback": m })),
     )
         .into_response())
+}
+
+async fn actions(Ctx(Api { pool, .. }): Ctx<Api>, Path(id): Path<String>) -> Answer {
+    store::summary(&pool, &id).await.map_err(store_error)?;
+    let a = crate::executor::actions_of(&pool, &id)
+        .await
+        .map_err(|e| store_error(Error::Db(e)))?;
+    Ok(Json(json!({ "incident": id, "actions": a })).into_response())
+}
+
+fn action_id(s: &str) -> Result<i64, ApiError> {
+    s.parse::<i64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        ApiError::invalid(
+            "action",
+            "action must be an action id (a positive whole number)",
+        )
+    })
+}
+
+async fn decided(
+    api: &Api,
+    id: &str,
+    action: &str,
+    approve: bool,
+    body: &axum::body::Bytes,
+    who: &Who,
+) -> Answer {
+    let aid = action_id(action)?;
+    let b = object(body)?;
+    known(&b, &["actor", "note"])?;
+    let row = crate::executor::decide(
+        &api.pool,
+        id,
+        aid,
+        approve,
+        &actor(&b, who)?,
+        text(&b, "note")?.as_deref(),
+    )
+    .await
+    .map_err(|e| match e {
+        Error::NotFound(_) => {
+            ApiError::not_found(format!("no action {aid} on incident {id:?}")).with_field("action")
+        }
+        Error::Conflict(m) => ApiError::conflict(m).with_code("not_pending"),
+        e => store_error(e),
+    })?;
+    Ok(Json(row).into_response())
+}
+
+async fn approve(
+    Ctx(api): Ctx<Api>,
+    Path((id, action)): Path<(String, String)>,
+    who: Who,
+    body: axum::body::Bytes,
+) -> Answer {
+    decided(&api, &id, &action, true, &body, &who).await
+}
+
+async fn reject(
+    Ctx(api): Ctx<Api>,
+    Path((id, action)): Path<(String, String)>,
+    who: Who,
+    body: axum::body::Bytes,
+) -> Answer {
+    decided(&api, &id, &action, false, &body, &who).await
+}
+
+async fn executor_status(Ctx(api): Ctx<Api>) -> Answer {
+    let Some(ex) = &api.executor else {
+        return Ok(Json(json!({ "running": false })).into_response());
+    };
+    let mut s = ex
+        .status()
+        .await
+        .map_err(|e| ApiError::unavailable("the executor's audit log", e))?;
+    s["running"] = json!(true);
+    Ok(Json(s).into_response())
+}
+
+async fn audit(Ctx(Api { pool, .. }): Ctx<Api>, Query(p): Params) -> Answer {
+    only(&p, &["incident", "limit"])?;
+    let limit =
+        heal_http::parse::<i64>(&p, "limit", "a whole number from 1 to 1000")?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be from 1 to 1000"));
+    }
+    let entries = crate::executor::audit_log(&pool, p.get("incident").map(String::as_str), limit)
+        .await
+        .map_err(|e| ApiError::unavailable("the executor's audit log", e))?;
+    Ok(Json(json!({ "entries": entries })).into_response())
+}
+
+async fn breaker_reset(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    who: Who,
+    body: axum::body::Bytes,
+) -> Answer {
+    let b = object(&body)?;
+    known(&b, &["actor"])?;
+    crate::executor::reset_breaker(&pool, &actor(&b, &who)?)
+        .await
+        .map_err(|e| ApiError::unavailable("the executor's audit log", e))?;
+    Ok(Json(json!({ "breaker": "closed" })).into_response())
 }

@@ -53,6 +53,41 @@ fn change(summary: &str, body: Value, answer: Value) -> Value {
     })
 }
 
+/// Every state an executor action can be in (the `executor_actions.state` check).
+pub const ACTION_STATES: [&str; 11] = [
+    "manual",
+    "skipped",
+    "refused",
+    "pending_approval",
+    "ready",
+    "rejected",
+    "applying",
+    "applied",
+    "failed",
+    "verified",
+    "rolled_back",
+];
+
+/// An operator's decision on a pending action.
+fn decision(summary: &str) -> Value {
+    json!({
+        "summary": summary,
+        "security": [{ "bearer": ["operator"] }],
+        "parameters": [id_param(), { "name": "action", "in": "path", "required": true,
+            "schema": { "type": "string" }, "description": "The action's id (a positive whole number)" }],
+        "requestBody": { "required": false, "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Move" } } } },
+        "responses": {
+            "200": ok("The action after the decision", json!({ "$ref": "#/components/schemas/ExecutorAction" })),
+            "400": error("A field of the body or the action id is wrong; `field` names it"),
+            "401": error("No bearer token, or an unknown one"),
+            "403": error("The token's scope is too small (operator needed)"),
+            "404": error("No such incident or action"),
+            "409": error("The action is not waiting for a decision"),
+        }
+    })
+}
+
 pub fn document() -> Value {
     let states = strings(State::ALL.iter().map(|s| s.as_str()));
     let classes = strings(IncidentClass::ALL.iter().map(|c| c.as_str()));
@@ -172,6 +207,53 @@ pub fn document() -> Value {
                     }
                 }),
                 ok("The feedback stored and published", json!({ "type": "object" }))) },
+            "/api/incidents/{id}/actions": { "get": {
+                "summary": "The self-healing executor's actions for the incident: dry run, mode, state, outcome",
+                "parameters": [id_param()],
+                "responses": {
+                    "200": ok("The actions, best ranked first", json!({
+                        "type": "object", "required": ["incident", "actions"],
+                        "properties": {
+                            "incident": { "type": "string" },
+                            "actions": { "type": "array", "items": { "$ref": "#/components/schemas/ExecutorAction" } }
+                        }
+                    })),
+                    "404": error("No such incident")
+                }
+            }},
+            "/api/incidents/{id}/actions/{action}/approve": { "post": decision(
+                "Approve an action waiting for an operator; the executor applies it at its next round") },
+            "/api/incidents/{id}/actions/{action}/reject": { "post": decision(
+                "Reject an action waiting for an operator") },
+            "/api/executor/status": { "get": {
+                "summary": "Whether the executor runs, the rate cap and the circuit breaker",
+                "responses": { "200": ok("The executor's status", json!({ "type": "object" })) }
+            }},
+            "/api/executor/audit": { "get": {
+                "summary": "The executor's append-only audit log, newest first",
+                "parameters": [
+                    { "name": "incident", "in": "query", "schema": { "type": "string" },
+                      "description": "Only this incident's entries" },
+                    limit(1000, 100)
+                ],
+                "responses": {
+                    "200": ok("Audit entries", json!({ "type": "object", "properties": {
+                        "entries": { "type": "array", "items": { "type": "object" } } } })),
+                    "400": error("A query parameter is wrong; `field` names it")
+                }
+            }},
+            "/api/executor/breaker/reset": { "post": {
+                "summary": "Close the circuit breaker: earlier failures no longer count",
+                "security": [{ "bearer": ["operator"] }],
+                "requestBody": { "required": false, "content": { "application/json": { "schema": {
+                    "type": "object", "additionalProperties": false, "properties": { "actor": text } } } } },
+                "responses": {
+                    "200": ok("The breaker is closed", json!({ "type": "object" })),
+                    "400": error("A field of the body is wrong; `field` names it"),
+                    "401": error("No bearer token, or an unknown one"),
+                    "403": error("The token's scope is too small (operator needed)")
+                }
+            }},
             "/api/openapi.json": { "get": {
                 "summary": "This document",
                 "responses": { "200": ok("OpenAPI 3.1", json!({ "type": "object" })) }
@@ -203,7 +285,20 @@ pub fn document() -> Value {
                         "severity": { "type": "string", "enum": severities }
                     }
                 },
-                "IncidentDetail": { "type": "object" }
+                "IncidentDetail": { "type": "object" },
+                "ExecutorAction": {
+                    "type": "object",
+                    "properties": {
+                        "id": { "type": "integer" },
+                        "action": { "type": "string", "enum": actions },
+                        "mode": { "type": "string", "enum": ["auto", "approve", "off"] },
+                        "state": { "type": "string", "enum": ACTION_STATES },
+                        "data_changing": { "type": "boolean" },
+                        "blast_radius": { "type": "integer" },
+                        "dry_run": { "type": "object" },
+                        "outcome": { "type": ["object", "null"] }
+                    }
+                }
             }
         }
     })

@@ -4,7 +4,8 @@
 //! without committing the topic offsets, so nothing is lost.
 
 use heal_bus::Consumer;
-use heal_model::incident::IncidentMessage;
+use heal_model::incident::{FeedbackMessage, IncidentMessage};
+use heal_model::topics::INCIDENT_FEEDBACK;
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,6 +39,17 @@ pub async fn apply_batch(
         }
     }
     Ok(applied)
+}
+
+/// Publishes feedback (an operator's, or the executor's outcome of an action) on
+/// `incident-feedback`, where AI Ops learns from it.
+pub async fn publish_feedback(bus: &heal_bus::Bus, m: &FeedbackMessage) -> heal_bus::Result<()> {
+    let record = heal_bus::Record {
+        key: m.incident_id.as_bytes().to_vec(),
+        payload: serde_json::to_vec(m).expect("feedback serializes"),
+        timestamp_ms: m.emitted_at.timestamp_millis(),
+    };
+    bus.send(INCIDENT_FEEDBACK, vec![record]).await
 }
 
 /// Shows the message counter at zero for each outcome, so a scrape lists it from the start.

@@ -254,7 +254,7 @@ pub async fn list(pool: &PgPool, f: &Filter) -> Result<(Vec<Summary>, i64)> {
     Ok((rows, total))
 }
 
-async fn summary(pool: &PgPool, id: &str) -> Result<Summary> {
+pub async fn summary(pool: &PgPool, id: &str) -> Result<Summary> {
     sqlx::query_as(&format!("SELECT {SUMMARY} FROM incidents WHERE id = $1"))
         .bind(id)
         .fetch_optional(pool)

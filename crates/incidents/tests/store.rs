@@ -3,103 +3,15 @@
 //! resolution, notes and feedback in the timeline, filters with paging, similar incidents; and
 //! the API over HTTP with its errors (404, 409, 400 naming the field).
 
-use chrono::{DateTime, Duration, Utc};
+mod common;
+
+use common::{at, incident, message};
 use heal_incidents::state::{Move, Reason};
 use heal_incidents::store::{self, Error, Feedback, Filter};
 use heal_model::incident::*;
 use heal_model::quality::Severity;
 use heal_testkit::{backends, TestDb};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-
-fn at(h: i64) -> DateTime<Utc> {
-    "2026-03-02T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + Duration::hours(h)
-}
-
-fn node(key: &str) -> NodeRef {
-    let (kind, name) = key.split_once(':').unwrap();
-    NodeRef {
-        key: key.into(),
-        kind: kind.into(),
-        name: name.into(),
-    }
-}
-
-/// An incident as the AI Ops engine would publish it.
-fn incident(id: &str, class: IncidentClass, root: &str, symptoms: &[&str], h: i64) -> Incident {
-    Incident {
-        id: id.into(),
-        fingerprint: format!("fp-{root}"),
-        status: IncidentStatus::Open,
-        severity: Severity::High,
-        title: format!("{class} at {root}"),
-        data_start: at(h),
-        data_end: at(h + 1),
-        detected_at_data: at(h + 1),
-        opened_at: at(h + 1),
-        updated_at: at(h + 1),
-        resolved_at: None,
-        previous: None,
-        symptoms: symptoms
-            .iter()
-            .enumerate()
-            .map(|(i, n)| Symptom {
-                failure_event_id: format!("{id}-f{i}"),
-                condition_id: i as i64,
-                check: format!("check{i}"),
-                check_type: "schema".into(),
-                node: node(n),
-                severity: Severity::High,
-                data_start: at(h),
-                data_end: at(h + 1),
-                observed: Some(10.0),
-                expected: None,
-                lower: None,
-                upper: None,
-                threshold: "refused ≤ 0".into(),
-                message: "10 refused".into(),
-                reasons: BTreeMap::new(),
-                sample: vec![],
-                active: true,
-            })
-            .collect(),
-        root_causes: vec![RootCause {
-            rank: 1,
-            node: node(root),
-            class,
-            mechanism: "test".into(),
-            score: 0.9,
-            grounded: true,
-            factors: BTreeMap::new(),
-            paths: vec![],
-        }],
-        classification: Classification {
-            class,
-            confidence: 0.9,
-            low_confidence: false,
-            scores: vec![(class, 0.9)],
-            features: vec![format!("class:{class}")],
-        },
-        affected: vec![],
-        explanation: Explanation {
-            summary: "s".into(),
-            evidence: vec![],
-            since: at(h),
-            origin: root.into(),
-            impact: String::new(),
-            confidence: "high".into(),
-            runner_up: None,
-            text: "t".into(),
-            prose: None,
-        },
-        recommendations: vec![],
-        failure_events: 1,
-    }
-}
-
-fn message(change: IncidentChange, i: &Incident) -> IncidentMessage {
-    IncidentMessage::new(change, i.clone())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_apply_once_and_moves_follow_the_life_cycle() {
@@ -571,7 +483,8 @@ async fn the_openapi_document_describes_the_routes_there_are() {
     for (path, ops) in paths {
         let concrete = path
             .replace("{id}", "inc-1")
-            .replace("{classification}", "LATE_DATA");
+            .replace("{classification}", "LATE_DATA")
+            .replace("{action}", "1");
         for (method, op) in ops.as_object().unwrap() {
             operations += 1;
             let url = format!("{base}{concrete}");

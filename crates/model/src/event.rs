@@ -75,6 +75,24 @@ impl EventKind {
         }
     }
 
+    /// The column of [`EventKind::table`] holding the event's time (its day partition).
+    pub fn time_column(self) -> &'static str {
+        match self {
+            EventKind::UserCreated => "signed_up_at",
+            EventKind::SessionStarted => "started_at",
+            EventKind::ProductViewed => "viewed_at",
+            EventKind::CartItemAdded => "added_at",
+            EventKind::OrderPlaced => "placed_at",
+            EventKind::PaymentProcessed => "processed_at",
+            EventKind::RefundIssued => "refunded_at",
+        }
+    }
+
+    /// The kind whose typed table is `table`.
+    pub fn of_table(table: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.table() == table)
+    }
+
     /// Schema versions a producer may use for this kind. v1 only knows the seed's four kinds.
     pub fn versions(self) -> &'static [SchemaVersion] {
         match self {

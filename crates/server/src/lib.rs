@@ -6,6 +6,7 @@
 
 pub mod aiops;
 mod app;
+pub mod executor;
 mod health;
 pub mod role;
 mod roles;

@@ -336,7 +336,26 @@ fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
             Ok(())
         },
     );
-    Running::new(heal_incidents::http::routes(pool, Some(bus_for_api))).task(consume)
+    if !config.executor.enabled {
+        return Running::new(heal_incidents::http::routes(pool, Some(bus_for_api))).task(consume);
+    }
+    let executor = Arc::new(heal_incidents::executor::Executor::new(
+        pool.clone(),
+        crate::executor::settings(&config.executor),
+        Some(bus_for_api.clone()),
+    ));
+    let runner = executor.clone();
+    let heal = Task::new("self-healing executor", None, move |stop| async move {
+        heal_incidents::executor::run_loop(runner, stop).await;
+        Ok(())
+    });
+    Running::new(heal_incidents::http::routes_with(
+        pool,
+        Some(bus_for_api),
+        Some(executor),
+    ))
+    .task(consume)
+    .task(heal)
 }
 
 #[cfg(test)]
