@@ -184,6 +184,9 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (text, json) = aiops_section(&aiops).await?;
     summary.text.push_str(&text);
     summary.json["aiops"] = json;
+    let (text, json) = healing_section(&pool).await?;
+    summary.text.push_str(&text);
+    summary.json["healing"] = json;
     let addr = addrs
         .first()
         .map(|l| l.addr.to_string())
@@ -343,6 +346,138 @@ async fn aiops_section(
         }
     }
     Ok((text, serde_json::json!({ "incidents": incidents })))
+}
+
+/// What the self-healing executor did with the incidents: waits (up to two minutes) until no
+/// action is left to apply and no incident is being remediated or verified, then shows each
+/// incident's actions with their dry run and outcome, and its KPIs before (the baseline),
+/// during (when the actions were planned) and after (at verification).
+async fn healing_section(pool: &sqlx::PgPool) -> anyhow::Result<(String, serde_json::Value)> {
+    let by = Instant::now() + Duration::from_secs(120);
+    loop {
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM incidents WHERE state IN ('remediating', 'verifying'))
+                  + (SELECT count(*) FROM executor_actions WHERE state IN ('ready', 'applying'))",
+        )
+        .fetch_one(pool)
+        .await?;
+        if busy == 0 || Instant::now() >= by {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let incidents: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, state, resolution_reason FROM incidents i
+         WHERE EXISTS (SELECT 1 FROM executor_actions a WHERE a.incident_id = i.id)
+         ORDER BY opened_at",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let mut remediated = 0;
+    for (id, state, reason) in &incidents {
+        let actions = heal_incidents::executor::actions_of(pool, id).await?;
+        let kpis: Vec<(String, serde_json::Value)> = sqlx::query_as(
+            "SELECT kind, detail FROM incident_timeline
+             WHERE incident_id = $1 AND kind IN ('kpis', 'verification') ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(pool)
+        .await?;
+        if reason.as_deref() == Some("remediated") {
+            remediated += 1;
+        }
+        text.push_str(&format!(
+            "\n  [{}] {state}{}\n",
+            &id[..8.min(id.len())],
+            reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+        for a in &actions {
+            let why = a
+                .outcome
+                .as_ref()
+                .and_then(|o| o.get("reason").or_else(|| o.get("error")))
+                .and_then(|v| v.as_str())
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
+            text.push_str(&format!(
+                "      {} {} — {}{why}\n",
+                a.action,
+                dry_run_line(&a.dry_run),
+                a.state
+            ));
+        }
+        let during = kpis
+            .iter()
+            .find(|(k, _)| k == "kpis")
+            .map(|(_, d)| &d["kpis"]);
+        let after = kpis
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "verification")
+            .map(|(_, d)| &d["detail"]["kpis"]);
+        for r in during.and_then(|d| d.as_array()).into_iter().flatten() {
+            let name = r["kpi"].as_str().unwrap_or("?");
+            let values = |v: Option<&serde_json::Value>| -> String {
+                v.and_then(|v| v.as_array())
+                    .and_then(|all| all.iter().find(|x| x["kpi"] == name))
+                    .and_then(|x| x["values"].as_array())
+                    .map(|vals| {
+                        vals.iter()
+                            .map(|p| format!("{:.2}", p[1].as_f64().unwrap_or(f64::NAN)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_else(|| "-".into())
+            };
+            text.push_str(&format!(
+                "      KPI {name}: before {} · during {} · after {}\n",
+                r["baseline"]
+                    .as_f64()
+                    .map_or("-".into(), |b| format!("{b:.2}")),
+                values(during),
+                values(after),
+            ));
+        }
+        out.push(serde_json::json!({
+            "incident": id, "state": state, "resolution_reason": reason,
+            "actions": actions, "kpis": kpis.iter().map(|(k, d)| serde_json::json!({"kind": k, "detail": d})).collect::<Vec<_>>(),
+        }));
+    }
+    let head = format!(
+        "\nSelf-healing (heal incidents actions <id>): {} incident(s) with planned actions, {remediated} remediated and verified\n",
+        incidents.len()
+    );
+    Ok((head + &text, serde_json::json!({ "incidents": out })))
+}
+
+/// A dry run in a few words.
+fn dry_run_line(d: &serde_json::Value) -> String {
+    let n = |k: &str| d.get(k).and_then(|v| v.as_u64());
+    if let Some(rows) = n("rows_deleted") {
+        return format!("(dry run: {rows} row(s) to delete)");
+    }
+    if let Some(q) = n("would_ingest") {
+        return format!(
+            "(dry run: {q} of {} quarantined event(s) to ingest)",
+            n("quarantined_events").unwrap_or(q)
+        );
+    }
+    if let Some(days) = d.get("days").and_then(|v| v.as_array()) {
+        return format!("(dry run: {} partition(s) to recompute)", days.len());
+    }
+    if d.get("from_day").is_some() {
+        return format!(
+            "(dry run: hold {} to {})",
+            d["from_day"].as_str().unwrap_or("?"),
+            d["to_day"].as_str().unwrap_or("?")
+        );
+    }
+    String::new()
 }
 
 /// The lineage graph the roles declared and ran, and what a problem with the raw `payments`

@@ -44,6 +44,12 @@ pub struct EvalArgs {
     /// Also write the JSON report (with every incident) to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Also measure what operator feedback teaches: the ground truth of every other scenario
+    /// (the 1st, 3rd, …) is fed back as feedback on its incidents, and the others are replayed
+    /// again with the classifier that learned it. Reports their classification before and
+    /// after.
+    #[arg(long)]
+    pub feedback: bool,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -89,6 +95,26 @@ pub struct ScenarioScore {
     pub remediation: Remediation,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub incident_list: Vec<Incident>,
+    /// What an operator would teach from this scenario: the features of each fault's
+    /// incident with the fault's true class.
+    #[serde(skip)]
+    pub labels: Vec<(Vec<String>, IncidentClass)>,
+}
+
+/// Classification of the held-out scenarios before and after feedback (`--feedback`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackEffect {
+    pub taught_scenarios: usize,
+    pub labels: usize,
+    pub scored_scenarios: usize,
+    pub scored_faults: usize,
+    pub accuracy_before: f64,
+    pub accuracy_after: f64,
+    pub macro_f1_before: f64,
+    pub macro_f1_after: f64,
+    /// Faults whose predicted class changed, and how many of those changes are right.
+    pub changed: usize,
+    pub changed_to_right: usize,
 }
 
 /// What the self-healing executor made of a scenario's incidents.
@@ -186,7 +212,8 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
     // Parse everything first: a bad file fails before anything runs.
     let mut scenarios = Vec::new();
     for f in &files {
-        let s = Scenario::load(f).with_context(|| format!("{}", f.display()))?;
+        let mut s = Scenario::load(f).with_context(|| format!("{}", f.display()))?;
+        prepare(&mut s, args.warmup_days, args.events_per_day);
         scenarios.push((f.clone(), s));
     }
     let quiet = args.output == OutputFormat::Json;
@@ -196,14 +223,95 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = heal_server::aiops::settings(&config)?;
     let healing = heal_server::executor::settings(&config.executor);
+    let run = Runner {
+        config: &config,
+        step,
+        settings,
+        healing,
+        quiet,
+        keep_incidents: args.json.is_some(),
+        of: scenarios.len(),
+    };
     let mut scores = Vec::new();
-    for (i, (file, mut s)) in scenarios.into_iter().enumerate() {
-        prepare(&mut s, args.warmup_days, args.events_per_day);
-        if !quiet {
+    for (i, (file, s)) in scenarios.iter().enumerate() {
+        scores.push(run.one(&mut server, i, file, s, &[]).await?);
+    }
+    // Feedback: teach the truth of every other scenario, replay the rest again.
+    let feedback = if args.feedback && scenarios.len() >= 2 {
+        let labels: Vec<(Vec<String>, IncidentClass)> = scores
+            .iter()
+            .step_by(2)
+            .flat_map(|s| s.labels.iter().cloned())
+            .collect();
+        let mut after = Vec::new();
+        for (i, (file, s)) in scenarios.iter().enumerate().skip(1).step_by(2) {
+            if !quiet {
+                eprintln!("    again, after feedback from {} label(s):", labels.len());
+            }
+            after.push(run.one(&mut server, i, file, s, &labels).await?);
+        }
+        let before: Vec<ScenarioScore> = scores.iter().skip(1).step_by(2).cloned().collect();
+        Some(feedback_effect(
+            &before,
+            &after,
+            scores.len().div_ceil(2),
+            labels.len(),
+        ))
+    } else {
+        None
+    };
+    let overall = overall(&scores);
+    let mut json = serde_json::json!({ "overall": overall, "scenarios": scores });
+    if let Some(f) = &feedback {
+        json["feedback"] = serde_json::to_value(f)?;
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    match args.output {
+        OutputFormat::Json => {
+            for s in json["scenarios"].as_array_mut().into_iter().flatten() {
+                s.as_object_mut().map(|o| o.remove("incident_list"));
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
+        }
+        OutputFormat::Table => {
+            print(&scores, &overall);
+            if let Some(f) = &feedback {
+                print_feedback(f);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What every scenario run shares.
+struct Runner<'a> {
+    config: &'a heal_config::Config,
+    step: Duration,
+    settings: heal_aiops::Settings,
+    healing: heal_incidents::executor::Settings,
+    quiet: bool,
+    keep_incidents: bool,
+    of: usize,
+}
+
+impl Runner<'_> {
+    /// Runs scenario `i` from scratch in a fresh database, the engine first taught `teach`.
+    async fn one(
+        &self,
+        server: &mut Option<Server>,
+        i: usize,
+        file: &Path,
+        s: &Scenario,
+        teach: &[(Vec<String>, IncidentClass)],
+    ) -> anyhow::Result<ScenarioScore> {
+        if !self.quiet {
             eprintln!(
                 "[{}/{}] {} ({}): {:.1} days × {:.0} events/day, {} fault(s)",
                 i + 1,
-                files.len(),
+                self.of,
                 s.name,
                 file.display(),
                 s.days,
@@ -211,8 +319,8 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
                 s.faults.len()
             );
         }
-        let dir = tempdir(&config.data_dir, i)?;
-        let (db, name) = match &mut server {
+        let dir = tempdir(&self.config.data_dir, i)?;
+        let (db, name) = match server {
             Some(server) => {
                 let name = format!("heal_eval_{}_{i}", std::process::id());
                 let (_, db) = server.create(&name).await?;
@@ -226,22 +334,23 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
         };
         let score = run_scenario(
             db.pool(),
-            &s,
-            &file,
-            step,
-            settings.clone(),
-            &healing,
-            quiet,
-            args.json.is_some(),
+            s,
+            file,
+            self.step,
+            self.settings.clone(),
+            &self.healing,
+            self.quiet,
+            self.keep_incidents,
+            teach,
         )
         .await;
         db.close().await;
-        if let (Some(server), Some(name)) = (&mut server, &name) {
+        if let (Some(server), Some(name)) = (server, &name) {
             server.drop_database(name).await?;
         }
         let _ = std::fs::remove_dir_all(&dir);
         let score = score.with_context(|| format!("scenario {}", file.display()))?;
-        if !quiet {
+        if !self.quiet {
             eprintln!(
                 "    {} incident(s), {} of {} fault(s) detected, {} false, {:.1} s",
                 score.incidents,
@@ -251,24 +360,66 @@ pub async fn eval(global: &Global, args: EvalArgs) -> anyhow::Result<ExitCode> {
                 score.wall_ms as f64 / 1000.0
             );
         }
-        scores.push(score);
+        Ok(score)
     }
-    let overall = overall(&scores);
-    let mut json = serde_json::json!({ "overall": overall, "scenarios": scores });
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+}
+
+/// Classification of the same scenarios before and after feedback.
+pub fn feedback_effect(
+    before: &[ScenarioScore],
+    after: &[ScenarioScore],
+    taught_scenarios: usize,
+    labels: usize,
+) -> FeedbackEffect {
+    let (b, a) = (overall(before), overall(after));
+    let predicted = |s: &[ScenarioScore]| -> Vec<(IncidentClass, Option<IncidentClass>)> {
+        s.iter()
+            .flat_map(|s| s.faults.iter().map(|f| (f.truth_class, f.predicted_class)))
+            .collect()
+    };
+    let (pb, pa) = (predicted(before), predicted(after));
+    let changed: Vec<_> = pb
+        .iter()
+        .zip(&pa)
+        .filter(|(x, y)| x.1 != y.1)
+        .map(|(_, y)| y)
+        .collect();
+    FeedbackEffect {
+        taught_scenarios,
+        labels,
+        scored_scenarios: before.len(),
+        scored_faults: b.faults,
+        accuracy_before: b.class_accuracy,
+        accuracy_after: a.class_accuracy,
+        macro_f1_before: b.class_macro_f1,
+        macro_f1_after: a.class_macro_f1,
+        changed: changed.len(),
+        changed_to_right: changed.iter().filter(|(t, p)| Some(*t) == *p).count(),
     }
-    match args.output {
-        OutputFormat::Json => {
-            for s in json["scenarios"].as_array_mut().into_iter().flatten() {
-                s.as_object_mut().map(|o| o.remove("incident_list"));
-            }
-            println!("{}", serde_json::to_string_pretty(&json)?);
-        }
-        OutputFormat::Table => print(&scores, &overall),
-    }
-    Ok(ExitCode::SUCCESS)
+}
+
+fn print_feedback(f: &FeedbackEffect) {
+    let mut t = table(&["feedback", "before", "after"]);
+    t.add_row(vec![
+        "classification accuracy".to_string(),
+        f2(f.accuracy_before),
+        f2(f.accuracy_after),
+    ]);
+    t.add_row(vec![
+        "classification macro-F1".to_string(),
+        f2(f.macro_f1_before),
+        f2(f.macro_f1_after),
+    ]);
+    println!(
+        "Feedback: the truth of {} scenario(s) taught as {} label(s); {} held-out scenario(s), \
+         {} fault(s); {} decision(s) changed, {} of them to the right class.\n{t}",
+        f.taught_scenarios,
+        f.labels,
+        f.scored_scenarios,
+        f.scored_faults,
+        f.changed,
+        f.changed_to_right
+    );
 }
 
 fn tempdir(base: &Path, i: usize) -> anyhow::Result<PathBuf> {
@@ -325,6 +476,7 @@ async fn run_scenario(
     healing: &heal_incidents::executor::Settings,
     quiet: bool,
     keep_incidents: bool,
+    teach: &[(Vec<String>, IncidentClass)],
 ) -> anyhow::Result<ScenarioScore> {
     let started = Instant::now();
     // The executor as the incidents role runs it; verification waits (in wall time) while the
@@ -369,6 +521,10 @@ async fn run_scenario(
         },
         topology.clone(),
     );
+    // Feedback from earlier scenarios, as the AI Ops role learns it from operators.
+    for (features, class) in teach {
+        engine.learn(features.clone(), *class);
+    }
     let catalog = heal_quality::Catalog::load(pool).await?;
     let quality = heal_quality::Quality::new(
         pool.clone(),
@@ -500,7 +656,15 @@ async fn run_scenario(
         note_opened(&msgs, &mut opened_at, until);
         to_store.extend(msgs);
         if !down {
-            heal_round(pool, &executor, &mut to_store, &mut recovered, until).await?;
+            heal_round(
+                pool,
+                &executor,
+                &ingestor,
+                &mut to_store,
+                &mut recovered,
+                until,
+            )
+            .await?;
         }
         clock = until;
     }
@@ -512,7 +676,15 @@ async fn run_scenario(
     to_store.extend(msgs);
     // The last round: what the actions changed is recomputed and re-checked, and whatever
     // still waits for verification is judged now.
-    heal_round(pool, &executor, &mut to_store, &mut recovered, clock).await?;
+    heal_round(
+        pool,
+        &executor,
+        &ingestor,
+        &mut to_store,
+        &mut recovered,
+        clock,
+    )
+    .await?;
     batch
         .run(
             &[],
@@ -529,7 +701,7 @@ async fn run_scenario(
         },
         None,
     );
-    heal_round(pool, &last, &mut to_store, &mut recovered, clock).await?;
+    heal_round(pool, &last, &ingestor, &mut to_store, &mut recovered, clock).await?;
     let remediation = remediation(
         pool,
         &incidents_detected_at(&engine),
@@ -543,6 +715,7 @@ async fn run_scenario(
     let incidents: Vec<Incident> = engine.incidents().into_iter().cloned().collect();
     let stream = topic.to_string();
     let mut faults = Vec::new();
+    let mut labels = Vec::new();
     let mut explained: HashSet<String> = HashSet::new();
     for r in &truth {
         let (kind, name) = truth_node(&r.target, &stream);
@@ -593,6 +766,9 @@ async fn run_scenario(
             .copied();
         for i in &related {
             explained.insert(i.id.clone());
+        }
+        if let Some(i) = best {
+            labels.push((i.classification.features.clone(), class));
         }
         let fault_round = round_started
             .iter()
@@ -646,15 +822,17 @@ async fn run_scenario(
         } else {
             Vec::new()
         },
+        labels,
     })
 }
 
 /// The incidents role's share of a round: store the engine's messages, let an operator approve
-/// what waits for approval (the evaluation's operator says yes), run the executor, note the
-/// incidents it resolved.
+/// what waits for approval (the evaluation's operator says yes), run the executor and
+/// run the replays it asked for as ingest would, note the incidents it resolved.
 async fn heal_round(
     pool: &PgPool,
     executor: &heal_incidents::executor::Executor,
+    ingestor: &Ingestor,
     to_store: &mut Vec<heal_model::incident::IncidentMessage>,
     recovered: &mut HashMap<String, (DateTime<Utc>, Instant)>,
     clock: DateTime<Utc>,
@@ -664,6 +842,8 @@ async fn heal_round(
     }
     for _ in 0..2 {
         executor.tick().await?;
+        // What the ingest role does between ticks: the replays the executor asked for.
+        heal_ingest::quarantine::run_requested(ingestor).await?;
         let pending: Vec<(i64, String)> = sqlx::query_as(
             "SELECT id, incident_id FROM executor_actions WHERE state = 'pending_approval'",
         )

@@ -41,12 +41,20 @@ fn eval_scores_a_fault_and_a_clean_run() {
             "6000",
             "--json",
             json.to_str().unwrap(),
+            "--feedback",
             "--output",
             "json",
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
+    // Feedback: the fault's truth is taught, the clean run replayed again with it.
+    let f = &v["feedback"];
+    assert_eq!(
+        (&f["taught_scenarios"], &f["labels"], &f["scored_scenarios"]),
+        (&Value::from(1), &Value::from(1), &Value::from(1)),
+        "{f}"
+    );
     let overall = &v["overall"];
     assert_eq!(overall["faults"], 1, "{v}");
     assert_eq!(overall["detection_recall"], 1.0, "{v}");

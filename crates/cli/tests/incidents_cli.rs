@@ -47,6 +47,8 @@ async fn incidents_are_listed_moved_and_shown_from_the_command_line() {
             .env("HEAL_PORTS__INCIDENTS", port.to_string())
             .env("HEAL_BIND_HOST", "127.0.0.1")
             .env("HEAL_LOG_LEVEL", "warn")
+            // The operator's moves alone: the self-healing executor stays out of this one.
+            .env("HEAL_EXECUTOR__ENABLED", "false")
             .env(
                 "HEAL_AUTH__TOKENS",
                 format!(

@@ -21,9 +21,11 @@ pub mod quarantine;
 mod write;
 
 use chrono::{DateTime, Utc};
+use heal_model::FieldMapping;
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 pub use consumer::{run_consumer, ConsumerStats};
 pub use http::routes;
@@ -119,6 +121,30 @@ pub struct Ingestor {
     settings: Settings,
     /// Newest event time per stream, mirrored from `stream_watermarks` after each commit.
     watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// The active field mappings and when they were read from `field_mappings`.
+    mappings: Mutex<(Arc<Vec<FieldMapping>>, Instant)>,
+}
+
+/// How long ingest uses the field mappings it read before reading them again.
+const MAPPINGS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The active field mappings, in the order they were registered.
+pub async fn active_mappings(pool: &PgPool) -> std::result::Result<Vec<FieldMapping>, sqlx::Error> {
+    let rows: Vec<(String, Option<String>, String, String)> = sqlx::query_as(
+        "SELECT event_type, schema_version, from_field, to_field FROM field_mappings
+         WHERE active ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(event_type, schema_version, from, to)| FieldMapping {
+            event_type,
+            schema_version,
+            from,
+            to,
+        })
+        .collect())
 }
 
 impl Ingestor {
@@ -128,11 +154,31 @@ impl Ingestor {
             sqlx::query_as("SELECT stream, max_event_time FROM stream_watermarks")
                 .fetch_all(&pool)
                 .await?;
+        let mappings = active_mappings(&pool).await?;
         Ok(Ingestor {
             pool,
             settings,
             watermarks: Mutex::new(rows.into_iter().collect()),
+            mappings: Mutex::new((Arc::new(mappings), Instant::now())),
         })
+    }
+
+    /// The field mappings in use.
+    pub(crate) fn mappings(&self) -> Arc<Vec<FieldMapping>> {
+        self.mappings.lock().expect("mappings lock").0.clone()
+    }
+
+    /// Reads the active field mappings again (at once, or when `only_if_old` and they were
+    /// read more than two seconds ago).
+    pub async fn refresh_mappings(&self, only_if_old: bool) -> Result<()> {
+        if only_if_old
+            && self.mappings.lock().expect("mappings lock").1.elapsed() < MAPPINGS_MAX_AGE
+        {
+            return Ok(());
+        }
+        let fresh = active_mappings(&self.pool).await?;
+        *self.mappings.lock().expect("mappings lock") = (Arc::new(fresh), Instant::now());
+        Ok(())
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -148,6 +194,7 @@ impl Ingestor {
     /// event it still refuses is quarantined as `storage_rejected`, so one bad row never blocks
     /// the stream.
     pub async fn ingest(&self, source: &Source, items: Vec<Incoming>) -> Result<BatchOutcome> {
+        self.refresh_mappings(true).await?;
         let prepared = self.prepare(source, &items);
         match self.commit(source, &items, &prepared).await {
             Ok(outcome) => Ok(outcome),

@@ -3,7 +3,7 @@
 
 use crate::{Incoming, Ingestor, Source};
 use chrono::{DateTime, Utc};
-use heal_model::{decode, CanonicalEvent, ReasonCode};
+use heal_model::{decode_mapped, CanonicalEvent, ReasonCode};
 use std::collections::HashMap;
 
 /// An event that will be written (its first occurrence in the batch).
@@ -11,7 +11,7 @@ use std::collections::HashMap;
 pub struct Accepted {
     pub index: usize,
     pub event: CanonicalEvent,
-    /// The payload as received (valid UTF-8 JSON).
+    /// The payload as received (valid UTF-8 JSON), or as a field mapping rewrote it.
     pub payload: String,
     pub late: bool,
     /// How many times the event id appeared in this batch.
@@ -49,9 +49,10 @@ impl Ingestor {
         let mut out = Prepared::default();
         let mut first_by_id: HashMap<String, usize> = HashMap::new();
         let current = self.watermarks.lock().expect("watermark lock").clone();
+        let mappings = self.mappings();
         for (index, item) in items.iter().enumerate() {
-            let event = match decode(&item.payload) {
-                Ok(event) => event,
+            let (event, mapped) = match decode_mapped(&item.payload, &mappings) {
+                Ok(decoded) => decoded,
                 Err(e) => {
                     out.rejected.push(Rejected {
                         index,
@@ -102,7 +103,8 @@ impl Ingestor {
                 out.watermarks.insert(stream, event.occurred_at);
             }
             // Decoding succeeded, so the payload is valid UTF-8.
-            let payload = String::from_utf8_lossy(&item.payload).into_owned();
+            let payload =
+                String::from_utf8_lossy(mapped.as_deref().unwrap_or(&item.payload)).into_owned();
             first_by_id.insert(event.event_id.clone(), out.accepted.len());
             out.accepted.push(Accepted {
                 index,

@@ -2,6 +2,8 @@
 //! ingested. A replay decodes the stored bytes again with the current decoder; events that
 //! now pass are ingested (as source `replay`, with late-data bookkeeping) and the quarantine
 //! row is marked `replayed` in the same transaction; the others stay open with the new error.
+//! Active field mappings apply to replays as to every other event. Replays the self-healing
+//! executor requests (`replay_requests`) are run by [`run_requested`].
 
 use crate::{Incoming, Ingestor, Source};
 use chrono::{DateTime, Utc};
@@ -116,6 +118,8 @@ pub struct ReplayFailure {
 
 /// Replays open quarantined events that match `filter`, in chunks.
 pub async fn replay(ingestor: &Ingestor, filter: &Filter) -> crate::Result<ReplayReport> {
+    // Mappings registered a moment ago apply to this replay.
+    ingestor.refresh_mappings(false).await?;
     let pool = ingestor.pool();
     let mut report = ReplayReport::default();
     let mut after = 0i64;
@@ -202,4 +206,83 @@ pub async fn replay(ingestor: &Ingestor, filter: &Filter) -> crate::Result<Repla
         }
     }
     Ok(report)
+}
+
+/// Runs the replays the executor requested and not yet done: each replays the open
+/// quarantined events its action tagged and stores the report. Returns how many ran.
+pub async fn run_requested(ingestor: &Ingestor) -> crate::Result<usize> {
+    let pool = ingestor.pool();
+    let pending: Vec<i64> = sqlx::query_scalar(
+        "SELECT action_id FROM replay_requests WHERE done_at IS NULL ORDER BY requested_at LIMIT 20",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut ran = 0;
+    for action in pending {
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM quarantine WHERE replay_action = $1 AND status = 'open' ORDER BY id",
+        )
+        .bind(action)
+        .fetch_all(pool)
+        .await?;
+        // An empty id list would mean every event: only tagged ones are replayed.
+        let report = if ids.is_empty() {
+            ReplayReport::default()
+        } else {
+            replay(
+                ingestor,
+                &Filter {
+                    ids,
+                    ..Filter::default()
+                },
+            )
+            .await?
+        };
+        // Events that still fail are free for a later replay; the replayed ones stay tagged,
+        // so a rollback of the action finds what it stored.
+        let mut tx = pool.begin().await?;
+        sqlx::query(
+            "UPDATE quarantine SET replay_action = NULL WHERE replay_action = $1 AND status = 'open'",
+        )
+        .bind(action)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query(
+            "UPDATE replay_requests SET done_at = now(), report = $2
+             WHERE action_id = $1 AND done_at IS NULL",
+        )
+        .bind(action)
+        .bind(serde_json::to_value(&report).expect("a report serializes"))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if done > 0 {
+            tracing::info!(
+                action,
+                ingested = report.ingested,
+                still_failing = report.still_failing,
+                "replayed quarantined events the executor asked for"
+            );
+            ran += 1;
+        }
+    }
+    Ok(ran)
+}
+
+/// Runs requested replays every `every` until `stop` turns true.
+pub async fn run_requested_loop(
+    ingestor: std::sync::Arc<Ingestor>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if let Err(e) = run_requested(&ingestor).await {
+            tracing::warn!(error = %e, "requested replays failed; retrying");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|v| *v) => return,
+        }
+    }
 }

@@ -130,6 +130,86 @@ pub fn decode(bytes: &[u8]) -> Result<CanonicalEvent, DecodeError> {
     })
 }
 
+/// A field renamed by a producer, mapped back: in events of `event_type` (and of
+/// `schema_version`, when given), a key `from` found where the schema expects the field `to`
+/// (its canonical name) is moved there before decoding.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldMapping {
+    pub event_type: String,
+    #[serde(default)]
+    pub schema_version: Option<String>,
+    pub from: String,
+    pub to: String,
+}
+
+/// Decodes with field mappings. An event that decodes as sent is never touched; one refused
+/// for a missing field or schema drift is rewritten by the mappings that apply to its type and
+/// version and decoded again. Returns the event and, when a mapping was used, the rewritten
+/// bytes; when the rewritten event still does not decode, its (new) reason.
+pub fn decode_mapped(
+    bytes: &[u8],
+    mappings: &[FieldMapping],
+) -> Result<(CanonicalEvent, Option<Vec<u8>>), DecodeError> {
+    let refused = match decode(bytes) {
+        Ok(ev) => return Ok((ev, None)),
+        Err(e) => e,
+    };
+    if mappings.is_empty()
+        || !matches!(
+            refused.reason,
+            ReasonCode::SchemaDrift | ReasonCode::MissingField
+        )
+    {
+        return Err(refused);
+    }
+    match apply_mappings(bytes, mappings) {
+        Some(mapped) => decode(&mapped).map(|ev| (ev, Some(mapped))),
+        None => Err(refused),
+    }
+}
+
+/// The bytes with every applicable mapping applied, or `None` when none applies.
+pub fn apply_mappings(bytes: &[u8], mappings: &[FieldMapping]) -> Option<Vec<u8>> {
+    let mut root: Value = serde_json::from_slice(bytes).ok()?;
+    let obj = root.as_object()?;
+    let version = schema_version(obj.get("schema_version")).ok()?;
+    let kind = event_kind(obj.get("event_type"), version).ok()?;
+    let sent_type = obj
+        .get("event_type")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let mut changed = false;
+    for m in mappings {
+        let same_type = EventKind::from_wire_name(&m.event_type) == Some(kind)
+            || sent_type.as_deref() == Some(m.event_type.as_str());
+        let same_version = m
+            .schema_version
+            .as_deref()
+            .is_none_or(|v| SchemaVersion::parse(v) == Some(version));
+        if !same_type || !same_version {
+            continue;
+        }
+        let Some(spec) = wire::field(kind, version, &m.to) else {
+            continue;
+        };
+        let Some((last, parent)) = spec.path.split_last() else {
+            continue;
+        };
+        let Some(target) = wire::get_path_mut(&mut root, parent).and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        if target.contains_key(*last) {
+            continue;
+        }
+        if let Some(v) = target.remove(&m.from) {
+            target.insert((*last).to_string(), v);
+            changed = true;
+        }
+    }
+    changed.then(|| serde_json::to_vec(&root).expect("a JSON value serializes"))
+}
+
 fn decode_inner(bytes: &[u8]) -> Result<CanonicalEvent, DecodeError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(err(

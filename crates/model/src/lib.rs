@@ -15,6 +15,6 @@ pub mod quality;
 pub mod topics;
 pub mod wire;
 
-pub use decode::{decode, DecodeError, ReasonCode};
+pub use decode::{decode, decode_mapped, DecodeError, FieldMapping, ReasonCode};
 pub use event::{CanonicalEvent, EventBody, EventKind, SchemaVersion};
 pub use fault::FaultKind;

@@ -114,8 +114,20 @@ async fn ingest(config: &Config, db: &Database, bus: &Bus) -> anyhow::Result<Run
             Ok(())
         },
     );
+    // Replays of quarantined events that the self-healing executor requested.
+    let replayer = ingestor.clone();
+    let replays = Task::new("requested replays", None, move |stop| async move {
+        heal_ingest::quarantine::run_requested_loop(
+            replayer,
+            std::time::Duration::from_secs(1),
+            stop,
+        )
+        .await;
+        Ok(())
+    });
     Ok(Running::new(heal_ingest::routes(ingestor))
         .task(consume)
+        .task(replays)
         .announce(announce))
 }
 

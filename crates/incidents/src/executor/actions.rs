@@ -11,13 +11,18 @@
 //!   recomputes them from the stored inputs.
 //! - `rerun_job`: forgets a job's stored partitions, so the engine computes them again.
 //! - `notify_owner`: posts the incident to the configured webhook.
-//! - `replay_quarantine` and `pause_source` are not run by the executor yet: they stay
-//!   recommendations for an operator (`manual`).
+//! - `replay_quarantine`: registers the field mappings the action carries (for each event
+//!   type and schema version among the quarantined events they repair) and a replay request
+//!   that ingest carries out; the dry run decodes every candidate with the mappings and says
+//!   how many would pass and which partitions they land in. Rollback retires the mappings,
+//!   deletes what the replay stored and puts the events back in quarantine.
+//! - `pause_source` is not run by the executor yet: it stays a recommendation for an operator
+//!   (`manual`).
 
 use super::Context;
 use chrono::{Duration, NaiveDate};
 use heal_model::incident::Action;
-use heal_model::EventKind;
+use heal_model::{EventKind, FieldMapping, SchemaVersion};
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 use std::collections::BTreeSet;
@@ -203,10 +208,42 @@ pub async fn plan(
             ),
             None => skip("no executor.webhook_url is configured".into()),
         },
-        Action::ReplayQuarantine { .. } => manual(
-            "replaying quarantined events with a mapping is done by an operator \
-             (heal quarantine replay); the executor does not run it yet",
-        ),
+        Action::ReplayQuarantine {
+            event_type,
+            reasons,
+            mapping,
+        } => {
+            let r = {
+                let mut conn = pool.acquire().await?;
+                replay_candidates(&mut conn, event_type.as_deref(), reasons, mapping).await?
+            };
+            let dry_run = r.dry_run(ctx);
+            if r.examined == 0 {
+                let mut p = skip("no open quarantined event matches".into());
+                p.dry_run = dry_run;
+                return Ok(p);
+            }
+            if r.passing.is_empty() {
+                let mut p = skip(format!(
+                    "none of the {} matching quarantined events would pass{}",
+                    r.examined,
+                    if mapping.is_empty() {
+                        ""
+                    } else {
+                        " with the mapping"
+                    }
+                ));
+                p.dry_run = dry_run;
+                return Ok(p);
+            }
+            let tables: Vec<String> = r.partitions.keys().map(|(t, _)| t.clone()).collect();
+            Planned {
+                runnable: Runnable::Yes,
+                data_changing: true,
+                blast_radius: radius(ctx, &tables),
+                dry_run,
+            }
+        }
         Action::PauseSource { .. } => {
             manual("pausing a source is done by an operator; the executor does not run it yet")
         }
@@ -350,11 +387,160 @@ pub async fn apply_in(
                 .rows_affected();
             Ok(json!({ "job": job, "partitions": days, "stored_partitions_forgotten": n }))
         }
+        Action::ReplayQuarantine {
+            event_type,
+            reasons,
+            mapping,
+        } => {
+            let r = replay_candidates(tx, event_type.as_deref(), reasons, mapping).await?;
+            if r.passing.is_empty() {
+                return Err(ActionError::Failed(
+                    "no quarantined event would pass any more".into(),
+                ));
+            }
+            for m in &r.mappings {
+                sqlx::query(
+                    "INSERT INTO field_mappings (event_type, schema_version, from_field, to_field,
+                                                 action_id)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&m.event_type)
+                .bind(&m.schema_version)
+                .bind(&m.from)
+                .bind(&m.to)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let tagged = sqlx::query(
+                "UPDATE quarantine SET replay_action = $1
+                 WHERE id = ANY($2) AND status = 'open' AND replay_action IS NULL",
+            )
+            .bind(id)
+            .bind(&r.passing)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query("INSERT INTO replay_requests (action_id) VALUES ($1)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            Ok(json!({ "mappings": r.mappings, "events_to_replay": tagged,
+                       "replayed_by": "ingest (replay_requests)" }))
+        }
         other => Err(ActionError::Failed(format!(
             "{} is not applied in a transaction",
             other.name()
         ))),
     }
+}
+
+/// What a replay would do: the open quarantined events that match, which of them decode with
+/// the mappings (registered per event type and schema version found), and where they land.
+#[derive(Debug, Default)]
+pub struct ReplayPlan {
+    pub examined: usize,
+    /// Quarantine ids of the events that would pass.
+    pub passing: Vec<i64>,
+    pub mappings: Vec<FieldMapping>,
+    /// Events that would pass per (table, day).
+    pub partitions: std::collections::BTreeMap<(String, NaiveDate), u64>,
+    /// Why the others would still fail, with counts.
+    pub still_failing: std::collections::BTreeMap<String, u64>,
+}
+
+impl ReplayPlan {
+    fn dry_run(&self, ctx: &Context) -> Value {
+        json!({
+            "quarantined_events": self.examined,
+            "would_ingest": self.passing.len(),
+            "would_still_fail": self.still_failing,
+            "mappings": self.mappings,
+            "partitions": self.partitions.iter()
+                .map(|((t, d), n)| json!({ "table": t, "day": d, "events": n }))
+                .collect::<Vec<_>>(),
+            "recomputed_downstream": ctx.affected,
+        })
+    }
+}
+
+/// Most quarantined events one replay looks at.
+const REPLAY_LIMIT: i64 = 200_000;
+
+/// The replay plan of a `replay_quarantine` action over the current quarantine.
+pub async fn replay_candidates(
+    conn: &mut PgConnection,
+    event_type: Option<&str>,
+    reasons: &[String],
+    mapping: &[(String, String)],
+) -> sqlx::Result<ReplayPlan> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT id, raw FROM quarantine
+         WHERE status = 'open' AND replay_action IS NULL
+           AND (cardinality($1::text[]) = 0 OR reason = ANY($1))
+         ORDER BY id LIMIT $2",
+    )
+    .bind(reasons)
+    .bind(REPLAY_LIMIT)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut plan = ReplayPlan::default();
+    let mut matching = Vec::new();
+    let mut versions: BTreeSet<(String, String)> = BTreeSet::new();
+    for (id, raw) in rows {
+        let Ok(Value::Object(obj)) = serde_json::from_slice::<Value>(&raw) else {
+            if event_type.is_none() {
+                matching.push((id, raw));
+            }
+            continue;
+        };
+        let ty = obj.get("event_type").and_then(Value::as_str);
+        if event_type.is_some_and(|want| ty != Some(want)) {
+            continue;
+        }
+        if let (Some(t), Some(v)) = (ty, obj.get("schema_version").and_then(Value::as_str)) {
+            versions.insert((t.to_string(), v.to_string()));
+        }
+        matching.push((id, raw));
+    }
+    plan.examined = matching.len();
+    // One mapping per event type and schema version seen, for each rename the action carries.
+    let candidates: Vec<FieldMapping> = versions
+        .iter()
+        .flat_map(|(t, v)| {
+            mapping.iter().map(move |(from, to)| FieldMapping {
+                event_type: t.clone(),
+                schema_version: Some(v.clone()),
+                from: from.clone(),
+                to: to.clone(),
+            })
+        })
+        .collect();
+    let mut used: BTreeSet<usize> = BTreeSet::new();
+    for (id, raw) in &matching {
+        match heal_model::decode_mapped(raw, &candidates) {
+            Ok((ev, rewritten)) => {
+                plan.passing.push(*id);
+                *plan
+                    .partitions
+                    .entry((ev.kind().table().to_string(), ev.occurred_at.date_naive()))
+                    .or_default() += 1;
+                if rewritten.is_some() {
+                    let ty = ev.kind().wire_name();
+                    let v = ev.schema_version;
+                    used.extend(candidates.iter().enumerate().filter_map(|(i, m)| {
+                        (m.event_type == ty
+                            && m.schema_version.as_deref().and_then(SchemaVersion::parse)
+                                == Some(v))
+                        .then_some(i)
+                    }));
+                }
+            }
+            Err(e) => *plan.still_failing.entry(e.reason.to_string()).or_default() += 1,
+        }
+    }
+    plan.mappings = used.into_iter().map(|i| candidates[i].clone()).collect();
+    Ok(plan)
 }
 
 /// Bumps the versions of the partitions an action's checkpoint touched.
@@ -430,6 +616,73 @@ pub async fn rollback_in(
             .rows_affected();
             let days = bump_saved(tx, id).await?;
             Ok(json!({ "rows_restored": restored, "partitions": days }))
+        }
+        Action::ReplayQuarantine { .. } => {
+            let retired = sqlx::query(
+                "UPDATE field_mappings SET active = false, retired_at = now()
+                 WHERE action_id = $1 AND active",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            // A replay ingest has not run yet never will.
+            sqlx::query(
+                "UPDATE replay_requests SET done_at = now(), report = '{\"cancelled\": true}'
+                 WHERE action_id = $1 AND done_at IS NULL",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let removed: Vec<(String, String, NaiveDate)> = sqlx::query_as(
+                "DELETE FROM raw_events r USING quarantine q
+                 WHERE q.replay_action = $1 AND q.status = 'replayed'
+                   AND r.event_id = q.event_id AND r.source = 'replay'
+                 RETURNING r.event_id, r.event_type, (r.occurred_at AT TIME ZONE 'UTC')::date",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut parts: std::collections::BTreeMap<(&str, NaiveDate), i64> = Default::default();
+            for kind in EventKind::ALL {
+                let ids: Vec<&str> = removed
+                    .iter()
+                    .filter(|r| r.1 == kind.wire_name())
+                    .map(|r| r.0.as_str())
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                sqlx::query(&format!(
+                    "DELETE FROM {} WHERE event_id = ANY($1)",
+                    quote(kind.table())
+                ))
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+                for r in removed.iter().filter(|r| r.1 == kind.wire_name()) {
+                    *parts.entry((kind.table(), r.2)).or_default() += 1;
+                    *parts.entry(("raw_events", r.2)).or_default() += 1;
+                }
+            }
+            let changes: Vec<(&str, NaiveDate, i64)> =
+                parts.iter().map(|((t, d), n)| (*t, *d, *n)).collect();
+            heal_store::versions::bump(tx, &changes).await?;
+            let back = sqlx::query(
+                "UPDATE quarantine SET status = 'open', replay_action = NULL
+                 WHERE replay_action = $1",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Ok(json!({
+                "mappings_retired": retired,
+                "events_removed": removed.len(),
+                "back_in_quarantine": back,
+                "partitions": parts.keys().map(|(t, d)| json!({ "table": t, "day": d }))
+                    .collect::<Vec<_>>(),
+            }))
         }
         other => Err(ActionError::Failed(format!(
             "{} changes no rows; nothing to roll back",

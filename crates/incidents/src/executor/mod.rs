@@ -690,10 +690,19 @@ impl Executor {
             let readings =
                 verify::read_all(&self.pool, &kpis, &ctx.days, self.settings.kpi_tolerance).await;
             let open = verify::open_conditions(&self.pool, &ctx.conditions).await?;
+            // Replays ingest has not carried out yet: nothing to judge before they ran.
+            let replays_pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM replay_requests r
+                 JOIN executor_actions a ON a.id = r.action_id
+                 WHERE a.incident_id = $1 AND a.state = 'applied' AND r.done_at IS NULL",
+            )
+            .bind(&id)
+            .fetch_one(&self.pool)
+            .await?;
             let kpis_ok = readings
                 .iter()
                 .all(|r| r.as_ref().map_or(true, |r| r.within));
-            let passed = open == 0 && kpis_ok;
+            let passed = open == 0 && kpis_ok && replays_pending == 0;
             let elapsed = Utc::now() - since;
             let out_of_time = elapsed.to_std().unwrap_or_default() >= self.settings.verify_within;
             if !passed && !out_of_time {
@@ -702,6 +711,7 @@ impl Executor {
             let detail = json!({
                 "passed": passed,
                 "open_conditions": open,
+                "replays_pending": replays_pending,
                 "kpis": verify::to_json(&readings),
                 "waited_seconds": elapsed.num_seconds(),
             });

@@ -279,3 +279,49 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn mappings_repair_a_renamed_field_of_their_type_and_version_only() {
+    let good = wire::encode(&sample(EventKind::OrderPlaced), SchemaVersion::V2).unwrap();
+    let mut drifted = good.clone();
+    let amount = drifted["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("amount_minor")
+        .unwrap();
+    drifted["data"]["amount_cents"] = amount;
+    let raw = drifted.to_string().into_bytes();
+    let e = decode(&raw).unwrap_err();
+    assert_eq!(e.reason, ReasonCode::SchemaDrift);
+    let map = |event_type: &str, version: Option<&str>| FieldMapping {
+        event_type: event_type.into(),
+        schema_version: version.map(str::to_string),
+        from: "amount_cents".into(),
+        to: "amount".into(),
+    };
+    // The right type (any version, or this version) repairs it, and says how.
+    for m in [map("ORDER_PLACED", None), map("ORDER_PLACED", Some("2.0"))] {
+        let (ev, bytes) = decode_mapped(&raw, std::slice::from_ref(&m)).unwrap();
+        assert_eq!(ev, decode(good.to_string().as_bytes()).unwrap());
+        let bytes: Value = serde_json::from_slice(&bytes.unwrap()).unwrap();
+        assert_eq!(bytes["data"]["amount_minor"], good["data"]["amount_minor"]);
+        assert!(bytes["data"].get("amount_cents").is_none());
+    }
+    // Another type or version leaves it refused with its own reason.
+    for m in [
+        map("PAYMENT_PROCESSED", None),
+        map("ORDER_PLACED", Some("3.0")),
+    ] {
+        assert_eq!(
+            decode_mapped(&raw, &[m]).unwrap_err().reason,
+            ReasonCode::SchemaDrift
+        );
+    }
+    // An event that decodes is never rewritten, even when both keys are there.
+    let (_, bytes) =
+        decode_mapped(good.to_string().as_bytes(), &[map("ORDER_PLACED", None)]).unwrap();
+    assert!(bytes.is_none());
+    let mut both = good.clone();
+    both["data"]["amount_cents"] = 1.into();
+    assert!(apply_mappings(both.to_string().as_bytes(), &[map("ORDER_PLACED", None)]).is_none());
+}
