@@ -10,7 +10,7 @@ pub const METRICS: &[Metric] = &[
         "Messages read from the incidents topic, by outcome (applied, repeated, unreadable).",
     ),
     Metric::counter(
-        "heal_executor_actions_total",
+        "heal_incidents_executor_actions_total",
         &["outcome"],
         "Self-healing actions by outcome (applied, failed, verified, rolled_back).",
     ),

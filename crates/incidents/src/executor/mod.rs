@@ -986,6 +986,11 @@ pub async fn reset_breaker(pool: &PgPool, actor: &str) -> sqlx::Result<()> {
 
 /// Ticks until `stop` turns true; a failing tick is logged and retried at the next one.
 pub async fn run_loop(executor: std::sync::Arc<Executor>, mut stop: watch::Receiver<bool>) {
+    // Every outcome is exported from the start, at 0 until it happens.
+    for outcome in ["applied", "failed", "verified", "rolled_back"] {
+        metrics::counter!("heal_incidents_executor_actions_total", "outcome" => outcome)
+            .increment(0);
+    }
     loop {
         match executor.tick().await {
             Ok(t) if t != Tick::default() => {
@@ -997,13 +1002,13 @@ pub async fn run_loop(executor: std::sync::Arc<Executor>, mut stop: watch::Recei
                     rolled_back = t.rolled_back,
                     "executor tick"
                 );
-                metrics::counter!("heal_executor_actions_total", "outcome" => "applied")
+                metrics::counter!("heal_incidents_executor_actions_total", "outcome" => "applied")
                     .increment(t.applied as u64);
-                metrics::counter!("heal_executor_actions_total", "outcome" => "failed")
+                metrics::counter!("heal_incidents_executor_actions_total", "outcome" => "failed")
                     .increment(t.failed as u64);
-                metrics::counter!("heal_executor_actions_total", "outcome" => "verified")
+                metrics::counter!("heal_incidents_executor_actions_total", "outcome" => "verified")
                     .increment(t.verified as u64);
-                metrics::counter!("heal_executor_actions_total", "outcome" => "rolled_back")
+                metrics::counter!("heal_incidents_executor_actions_total", "outcome" => "rolled_back")
                     .increment(t.rolled_back as u64);
             }
             Ok(_) => {}
