@@ -36,6 +36,34 @@ pub enum IncidentsCommand {
     Reject(DecideArgs),
     /// Close the executor's circuit breaker after repeated failures.
     BreakerReset(BreakerArgs),
+    /// Merge an incident into another that is the same problem (it is resolved as merged).
+    Merge(MergeArgs),
+    /// Split symptoms (by failure event id, see `heal incidents show`) out into a new incident.
+    Split(SplitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    pub incident: String,
+    /// The incident it is merged into.
+    #[arg(long, value_name = "INCIDENT")]
+    pub into: String,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Args)]
+pub struct SplitArgs {
+    pub incident: String,
+    /// The failure_event_id of a symptom to split out (repeat for several).
+    #[arg(long = "symptom", value_name = "FAILURE_EVENT_ID", required = true)]
+    pub symptoms: Vec<String>,
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +209,14 @@ pub async fn incidents(global: &Global, cmd: IncidentsCommand) -> anyhow::Result
                 "action": a.action, "note": a.note, "actor": a.remote.actor,
             });
             post(global, &a.remote, &a.incident, "feedback", body).await
+        }
+        IncidentsCommand::Merge(a) => {
+            let body = json!({ "into": a.into, "note": a.note, "actor": a.remote.actor });
+            post(global, &a.remote, &a.incident, "merge", body).await
+        }
+        IncidentsCommand::Split(a) => {
+            let body = json!({ "symptoms": a.symptoms, "note": a.note, "actor": a.remote.actor });
+            post(global, &a.remote, &a.incident, "split", body).await
         }
         IncidentsCommand::Actions(a) => actions(global, a).await,
         IncidentsCommand::Approve(a) => decide(global, a, "approve").await,
@@ -453,8 +489,10 @@ async fn send(
     let v = answer(r).await?;
     match remote.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&v)?),
+        // The incident the answer is about (a merge answers the one merged into, a split the
+        // new one).
         OutputFormat::Table => match v["state"].as_str() {
-            Some(state) => println!("{id}: {state}"),
+            Some(state) => println!("{}: {state}", v["id"].as_str().unwrap_or(id)),
             None => println!("{id}: done"),
         },
     }

@@ -150,6 +150,22 @@ async fn incidents_are_listed_moved_and_shown_from_the_command_line() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["opened", "state", "state"]);
+    // Merge and split go through the API's rules: told plainly what is wrong.
+    for (args, expected) in [
+        (vec!["split", &id, "--symptom", "f1"], "409"),
+        (vec!["split", &id, "--symptom", "nope"], "field symptoms"),
+        (vec!["merge", &id, "--into", &id], "field into"),
+    ] {
+        let mut all = vec!["incidents"];
+        all.extend(args);
+        all.extend(["--url", &base]);
+        let o = heal(&all);
+        assert!(
+            !o.status.success() && text(&o).contains(expected),
+            "{all:?}: {}",
+            text(&o)
+        );
+    }
     let o = heal(&["incidents", "show", "nope"]);
     assert!(
         !o.status.success() && text(&o).contains("no incident"),

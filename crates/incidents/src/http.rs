@@ -1,7 +1,8 @@
 //! The incident API:
 //! - `GET /api/incidents?state=&class=&severity=&dataset=&since=&until=&limit=&offset=`
 //! - `GET /api/incidents/{id}` (with its timeline and feedback)
-//! - `POST /api/incidents/{id}/acknowledge`, `/resolve`, `/reopen`, `/notes`, `/feedback`
+//! - `POST /api/incidents/{id}/acknowledge`, `/resolve`, `/reopen`, `/notes`, `/feedback`,
+//!   `/merge` (into another incident), `/split` (symptoms out into a new incident)
 //! - `GET /api/incidents/{id}/similar` (similar past incidents and how they ended)
 //! - `GET /api/incidents/similar/{classification}` (the seed's endpoint)
 //! - `GET /api/incidents/{id}/actions` (the executor's plans for it: dry run, mode, state,
@@ -66,6 +67,8 @@ pub fn routes_with(
         .route("/api/incidents/{id}/reopen", post(reopen))
         .route("/api/incidents/{id}/notes", post(note))
         .route("/api/incidents/{id}/feedback", post(feedback))
+        .route("/api/incidents/{id}/merge", post(merge))
+        .route("/api/incidents/{id}/split", post(split))
         .route(
             "/api/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -84,6 +87,7 @@ fn store_error(e: Error) -> ApiError {
     match e {
         Error::NotFound(id) => ApiError::not_found(format!("no incident {id:?}")).with_field("id"),
         Error::Conflict(m) => ApiError::conflict(m).with_code("illegal_transition"),
+        Error::Invalid(field, m) => ApiError::invalid_field(field, m),
         Error::Db(e) => ApiError::unavailable("the incident store", e),
     }
 }
@@ -421,6 +425,71 @@ async fn feedback(
         Json(json!({ "incident": id, "stored": true, "published": published, "feedback": m })),
     )
         .into_response())
+}
+
+/// `{"into": "<incident id>", "note": "…"}`: this incident is the same problem as `into`.
+async fn merge(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    Path(id): Path<String>,
+    who: Who,
+    body: axum::body::Bytes,
+) -> Answer {
+    let b = object(&body)?;
+    known(&b, &["into", "note", "actor"])?;
+    let Some(into) = text(&b, "into")?.filter(|s| !s.trim().is_empty()) else {
+        return Err(ApiError::invalid_field(
+            "into",
+            "into is required: the id of the incident to merge into",
+        )
+        .with_code("missing_field"));
+    };
+    let s = store::merge(
+        &pool,
+        &id,
+        &into,
+        &actor(&b, &who)?,
+        text(&b, "note")?.as_deref(),
+    )
+    .await
+    .map_err(store_error)?;
+    Ok(Json(s).into_response())
+}
+
+/// `{"symptoms": ["<failure_event_id>", …], "note": "…"}`: those failures are another problem.
+async fn split(
+    Ctx(Api { pool, .. }): Ctx<Api>,
+    Path(id): Path<String>,
+    who: Who,
+    body: axum::body::Bytes,
+) -> Answer {
+    let b = object(&body)?;
+    known(&b, &["symptoms", "note", "actor"])?;
+    let symptoms: Vec<String> = match b.get("symptoms") {
+        Some(Value::Array(a)) if !a.is_empty() && a.len() <= 10_000 => a
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                ApiError::invalid_field("symptoms", "symptoms must be failure event ids (strings)")
+            })?,
+        _ => {
+            return Err(ApiError::invalid_field(
+                "symptoms",
+                "symptoms is required: a non-empty array of the failure_event_id of each symptom to split out",
+            )
+            .with_code("missing_field"))
+        }
+    };
+    let s = store::split(
+        &pool,
+        &id,
+        &symptoms,
+        &actor(&b, &who)?,
+        text(&b, "note")?.as_deref(),
+    )
+    .await
+    .map_err(store_error)?;
+    Ok((axum::http::StatusCode::CREATED, Json(s)).into_response())
 }
 
 async fn actions(Ctx(Api { pool, .. }): Ctx<Api>, Path(id): Path<String>) -> Answer {

@@ -207,6 +207,23 @@ pub fn document() -> Value {
                     }
                 }),
                 ok("The feedback stored and published", json!({ "type": "object" }))) },
+            "/api/incidents/{id}/merge": { "post": change(
+                "Merge this incident into another (the same problem): it is resolved as merged and points at the other",
+                json!({
+                    "type": "object", "additionalProperties": false, "required": ["into"],
+                    "properties": { "into": { "type": "string", "minLength": 1 }, "note": text, "actor": text }
+                }),
+                ok("The incident merged into", json!({ "$ref": "#/components/schemas/IncidentSummary" }))) },
+            "/api/incidents/{id}/split": { "post": change(
+                "Split symptoms (by failure event id) out into a new incident; at least one must stay",
+                json!({
+                    "type": "object", "additionalProperties": false, "required": ["symptoms"],
+                    "properties": {
+                        "symptoms": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                        "note": text, "actor": text
+                    }
+                }),
+                ok("The new incident", json!({ "$ref": "#/components/schemas/IncidentSummary" }))) },
             "/api/incidents/{id}/actions": { "get": {
                 "summary": "The self-healing executor's actions for the incident: dry run, mode, state, outcome",
                 "parameters": [id_param()],

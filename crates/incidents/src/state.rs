@@ -80,6 +80,8 @@ pub enum Reason {
     ChecksPassed,
     /// The executor's verification passed.
     Remediated,
+    /// An operator merged it into another incident (`merged_into`).
+    Merged,
 }
 
 impl Reason {
@@ -101,6 +103,7 @@ impl Reason {
             Reason::Other => "other",
             Reason::ChecksPassed => "checks_passed",
             Reason::Remediated => "remediated",
+            Reason::Merged => "merged",
         }
     }
 

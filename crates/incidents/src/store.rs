@@ -17,6 +17,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request field that is wrong: (field, why).
+    #[error("{1}")]
+    Invalid(&'static str, String),
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
 }
@@ -76,6 +79,12 @@ pub struct Detail {
     pub incident: Value,
     pub timeline: Vec<TimelineEntry>,
     pub feedback: Vec<FeedbackEntry>,
+    /// The incident an operator merged this one into, and those merged into this one.
+    pub merged_into: Option<String>,
+    pub merged_from: Vec<String>,
+    /// The incident this one was split from, and those split out of this one.
+    pub split_from: Option<String>,
+    pub split_into: Vec<String>,
 }
 
 /// List filters; `None` matches everything.
@@ -121,7 +130,23 @@ pub async fn apply_message(pool: &PgPool, m: &IncidentMessage) -> Result<bool> {
     if seen.is_some() {
         return Ok(false);
     }
-    let i = &m.incident;
+    // Failure events an operator split out of this incident stay out of it.
+    let split_out: Vec<String> = sqlx::query_scalar(
+        "SELECT e FROM incident_splits, unnest(failure_event_ids) AS e WHERE source = $1",
+    )
+    .bind(&m.incident.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let kept;
+    let i = if split_out.is_empty() {
+        &m.incident
+    } else {
+        let mut c = m.incident.clone();
+        c.symptoms
+            .retain(|s| !split_out.contains(&s.failure_event_id));
+        kept = c;
+        &kept
+    };
     let engine_status = match i.status {
         IncidentStatus::Open => "open",
         IncidentStatus::Resolved => "resolved",
@@ -282,12 +307,224 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Detail> {
     .bind(id)
     .fetch_all(pool)
     .await?;
+    let merged_into: Option<String> =
+        sqlx::query_scalar("SELECT merged_into FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    let merged_from: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM incidents WHERE merged_into = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    let split_from: Option<String> =
+        sqlx::query_scalar("SELECT source FROM incident_splits WHERE target = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let split_into: Vec<String> =
+        sqlx::query_scalar("SELECT target FROM incident_splits WHERE source = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
     Ok(Detail {
         summary,
         incident,
         timeline,
         feedback,
+        merged_into,
+        merged_from,
+        split_from,
+        split_into,
     })
+}
+
+/// Merges incident `id` into `into` (one problem seen twice): `id` is resolved with reason
+/// `merged` and points at `into`; both timelines say so. Returns `into`.
+pub async fn merge(
+    pool: &PgPool,
+    id: &str,
+    into: &str,
+    actor: &str,
+    note: Option<&str>,
+) -> Result<Summary> {
+    if id == into {
+        return Err(Error::Invalid(
+            "into",
+            "an incident cannot be merged into itself".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    // Both rows locked, in id order (two opposite merges at once cannot deadlock).
+    let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, state, merged_into FROM incidents WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+    )
+    .bind([id, into])
+    .fetch_all(&mut *tx)
+    .await?;
+    let find = |x: &str| rows.iter().find(|r| r.0 == x);
+    let Some(source) = find(id) else {
+        return Err(Error::NotFound(id.to_string()));
+    };
+    let Some(target) = find(into) else {
+        return Err(Error::Invalid("into", format!("no incident {into:?}")));
+    };
+    if let Some(t) = &target.2 {
+        return Err(Error::Conflict(format!(
+            "{into} was itself merged into {t}; merge into that one"
+        )));
+    }
+    let current: State = source.1.parse().map_err(Error::Conflict)?;
+    let next = state::apply(current, Move::Resolve(Reason::Merged)).map_err(Error::Conflict)?;
+    let why = match note {
+        Some(n) => format!("merged into {into}: {n}"),
+        None => format!("merged into {into}"),
+    };
+    sqlx::query(
+        "UPDATE incidents SET state = $2, merged_into = $3, resolved_at = now(),
+                resolution_reason = 'merged', resolution_note = $4
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .bind(into)
+    .bind(&why)
+    .execute(&mut *tx)
+    .await?;
+    let detail =
+        json!({ "from": current, "to": next, "reason": "merged", "into": into, "note": note });
+    timeline(&mut tx, id, actor, "merged_into", detail, None).await?;
+    timeline(
+        &mut tx,
+        into,
+        actor,
+        "merged",
+        json!({ "incident": id, "note": note }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    summary(pool, into).await
+}
+
+/// Splits the symptoms with the given failure event ids out of incident `id` into a new
+/// incident (open, the operator's: the engine does not update it, the executor does not act
+/// on it). At least one symptom must stay. Returns the new incident.
+pub async fn split(
+    pool: &PgPool,
+    id: &str,
+    failure_events: &[String],
+    actor: &str,
+    note: Option<&str>,
+) -> Result<Summary> {
+    if failure_events.is_empty() {
+        return Err(Error::Invalid(
+            "symptoms",
+            "name at least one symptom by its failure_event_id".into(),
+        ));
+    }
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, Value)> =
+        sqlx::query_as("SELECT state, body FROM incidents WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((state, body)) = row else {
+        return Err(Error::NotFound(id.to_string()));
+    };
+    let mut source: Incident = serde_json::from_value(body)
+        .map_err(|e| Error::Conflict(format!("the stored incident does not read: {e}")))?;
+    let wanted: BTreeSet<&str> = failure_events.iter().map(String::as_str).collect();
+    if let Some(unknown) = wanted
+        .iter()
+        .find(|w| !source.symptoms.iter().any(|s| s.failure_event_id == **w))
+    {
+        return Err(Error::Invalid(
+            "symptoms",
+            format!("{id} has no symptom with failure_event_id {unknown:?}"),
+        ));
+    }
+    let (out, kept): (Vec<_>, Vec<_>) = source
+        .symptoms
+        .drain(..)
+        .partition(|s| wanted.contains(s.failure_event_id.as_str()));
+    if kept.is_empty() {
+        return Err(Error::Conflict(
+            "a split must leave at least one symptom in the incident".into(),
+        ));
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM incident_splits WHERE source = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let new_id = format!("{id}-split-{}", n + 1);
+    let mut part = source.clone();
+    part.id = new_id.clone();
+    part.symptoms = out;
+    part.title = format!("{} (split from {id})", source.title);
+    part.status = IncidentStatus::Open;
+    part.resolved_at = None;
+    part.previous = None;
+    part.updated_at = Utc::now();
+    source.symptoms = kept;
+    let part_body = serde_json::to_value(&part).expect("incidents serialize");
+    sqlx::query(
+        "INSERT INTO incidents (id, state, class, severity, title, root_cause, nodes, previous,
+                                engine_status, data_start, data_end, opened_at, updated_at, body)
+         VALUES ($1, 'open', $2, $3, $4, $5, $6, NULL, 'operator', $7, $8, now(), now(), $9)",
+    )
+    .bind(&new_id)
+    .bind(part.classification.class.as_str())
+    .bind(part.severity.as_str())
+    .bind(&part.title)
+    .bind(part.root_causes.first().map(|c| c.node.key.clone()))
+    .bind(nodes_of(&part))
+    .bind(part.data_start)
+    .bind(part.data_end)
+    .bind(&part_body)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE incidents SET body = $2, nodes = $3 WHERE id = $1")
+        .bind(id)
+        .bind(serde_json::to_value(&source).expect("incidents serialize"))
+        .bind(nodes_of(&source))
+        .execute(&mut *tx)
+        .await?;
+    let moved: Vec<String> = part
+        .symptoms
+        .iter()
+        .map(|s| s.failure_event_id.clone())
+        .collect();
+    sqlx::query(
+        "INSERT INTO incident_splits (source, target, failure_event_ids, actor)
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(&new_id)
+    .bind(&moved)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
+    timeline(
+        &mut tx,
+        id,
+        actor,
+        "split",
+        json!({ "into": new_id, "failure_events": moved, "state": state, "note": note }),
+        None,
+    )
+    .await?;
+    timeline(
+        &mut tx,
+        &new_id,
+        actor,
+        "split_from",
+        json!({ "incident": id, "failure_events": moved, "note": note }),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    summary(pool, &new_id).await
 }
 
 /// Moves an incident (operator or executor) and records it in the timeline; refused with

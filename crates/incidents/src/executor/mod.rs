@@ -489,7 +489,7 @@ impl Executor {
                 .await
             {
                 Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-                Err(crate::store::Error::NotFound(_)) => {}
+                Err(crate::store::Error::NotFound(_) | crate::store::Error::Invalid(..)) => {}
                 Err(crate::store::Error::Db(e)) => return Err(e),
             }
         }
@@ -756,7 +756,7 @@ impl Executor {
                 .await
                 {
                     Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-                    Err(crate::store::Error::NotFound(_)) => {}
+                    Err(crate::store::Error::NotFound(_) | crate::store::Error::Invalid(..)) => {}
                     Err(crate::store::Error::Db(e)) => return Err(e),
                 }
             } else {
@@ -806,7 +806,7 @@ impl Executor {
                 .await
                 {
                     Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-                    Err(crate::store::Error::NotFound(_)) => {}
+                    Err(crate::store::Error::NotFound(_) | crate::store::Error::Invalid(..)) => {}
                     Err(crate::store::Error::Db(e)) => return Err(e),
                 }
                 if let Some(url) = self.settings.webhook_url.as_deref() {
