@@ -9,7 +9,8 @@
 //!   outcome), `POST /api/incidents/{id}/actions/{action}/approve` and `/reject`
 //! - `GET /api/executor/status` (caps, breaker), `GET /api/executor/audit?incident=&limit=`,
 //!   `POST /api/executor/breaker/reset`
-//! - `GET /api/openapi.json` (this API as an OpenAPI 3.1 document, [`crate::openapi`])
+//! - `GET /api/openapi.json` (this API as an OpenAPI 3.1 document, [`crate::openapi`]) and
+//!   `GET /api/docs`, a browsable view of it (Swagger UI, its assets compiled in)
 //!
 //! Errors: 404 for unknown ids, 409 for a move the state machine refuses, 400 naming the field
 //! for bad parameters and bodies (`heal-http`'s shape).
@@ -73,11 +74,48 @@ pub fn routes_with(
             "/api/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
         )
+        .route("/api/docs", get(docs))
         .with_state(Api {
             pool,
             bus,
             executor,
         })
+        // Swagger UI's script and style, from the `swagger-ui-dist` crate (compiled in: the
+        // page works offline). Its own index page is not used: ours names fixed paths.
+        .merge(swagger_ui_dist::generate_routes(
+            swagger_ui_dist::ApiDefinition {
+                uri_prefix: DOCS_ASSETS,
+                api_definition: swagger_ui_dist::OpenApiSource::Uri("/api/openapi.json"),
+                title: Some("heal incident API"),
+            },
+        ))
+}
+
+const DOCS_ASSETS: &str = "/api/docs/assets";
+
+/// A browsable view of the OpenAPI document (Swagger UI), with nothing fetched from elsewhere.
+async fn docs() -> Response {
+    axum::response::Html(format!(
+        r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>heal incident API</title>
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+</head>
+<body>
+<main id="swagger-ui"></main>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script>
+window.onload = () => {{
+  window.ui = SwaggerUIBundle({{ url: "/api/openapi.json", dom_id: "#swagger-ui" }});
+}};
+</script>
+</body>
+</html>"##
+    ))
+    .into_response()
 }
 
 type Params = Query<HashMap<String, String>>;

@@ -271,6 +271,10 @@ pub fn document() -> Value {
                     "403": error("The token's scope is too small (operator needed)")
                 }
             }},
+            "/api/docs": { "get": {
+                "summary": "This document, browsable (Swagger UI; its assets are served from here, nothing from elsewhere)",
+                "responses": { "200": { "description": "An HTML page", "content": { "text/html": { "schema": { "type": "string" } } } } }
+            }},
             "/api/openapi.json": { "get": {
                 "summary": "This document",
                 "responses": { "200": ok("OpenAPI 3.1", json!({ "type": "object" })) }

@@ -217,3 +217,30 @@ async fn merge_and_split_in_the_store_and_over_http() {
         server.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_is_browsable_offline() {
+    let backend = backends().pop().unwrap();
+    let t = TestDb::new(&backend).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = heal_incidents::http::routes(t.pool().clone(), None);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let page = reqwest::get(format!("{base}/api/docs")).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/api/openapi.json"), "{html}");
+    // Every script and style comes from this server.
+    let refs: Vec<&str> = html
+        .split(['"', '\''])
+        .filter(|s| s.ends_with(".js") || s.ends_with(".css"))
+        .collect();
+    assert_eq!(refs.len(), 2, "{html}");
+    for r in refs {
+        assert!(r.starts_with("/api/docs/"), "{r}");
+        let a = reqwest::get(format!("{base}{r}")).await.unwrap();
+        assert_eq!(a.status(), 200, "{r}");
+        assert!(a.bytes().await.unwrap().len() > 10_000, "{r}");
+    }
+    server.abort();
+}
