@@ -426,6 +426,7 @@ async fn healing_section(pool: &sqlx::PgPool) -> anyhow::Result<(String, serde_j
                 v.and_then(|v| v.as_array())
                     .and_then(|all| all.iter().find(|x| x["kpi"] == name))
                     .and_then(|x| x["values"].as_array())
+                    .filter(|vals| !vals.is_empty())
                     .map(|vals| {
                         vals.iter()
                             .map(|p| format!("{:.2}", p[1].as_f64().unwrap_or(f64::NAN)))

@@ -88,6 +88,19 @@ impl EventKind {
         }
     }
 
+    /// The column of [`EventKind::table`] that identifies a business entity once (never
+    /// null): two rows with the same value are the same order, payment, … stored twice. Views,
+    /// cart additions and sessions have none.
+    pub fn business_key(self) -> Option<&'static str> {
+        match self {
+            EventKind::UserCreated => Some("user_id"),
+            EventKind::OrderPlaced => Some("order_id"),
+            EventKind::PaymentProcessed => Some("payment_id"),
+            EventKind::RefundIssued => Some("refund_id"),
+            EventKind::SessionStarted | EventKind::ProductViewed | EventKind::CartItemAdded => None,
+        }
+    }
+
     /// The kind whose typed table is `table`.
     pub fn of_table(table: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.table() == table)

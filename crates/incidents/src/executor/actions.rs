@@ -117,7 +117,11 @@ pub async fn plan(
             let Some(sql) = sql else {
                 return Ok(skip(format!(
                     "deduplicate needs a typed table and key columns it has; got {dataset} by {}",
-                    key.join(", ")
+                    if key.is_empty() {
+                        "no key".to_string()
+                    } else {
+                        key.join(", ")
+                    }
                 )));
             };
             let (from, to) = ctx.window();
@@ -130,6 +134,7 @@ pub async fn plan(
             .fetch_all(pool)
             .await?;
             let rows: i64 = per_day.iter().map(|d| d.1).sum();
+            let key = dedup_key(dataset, key);
             let dry_run = json!({
                 "table": dataset,
                 "key": key,
@@ -300,6 +305,7 @@ async fn dedup_sql(
     let Some(kind) = EventKind::of_table(table) else {
         return Ok(None);
     };
+    let key = dedup_key(table, key);
     let cols = columns(conn, table).await?;
     if key.is_empty() || key.iter().any(|k| !cols.contains(k)) {
         return Ok(None);
@@ -307,12 +313,27 @@ async fn dedup_sql(
     let t = quote(table);
     let tc = quote(kind.time_column());
     let keys: Vec<String> = key.iter().map(|k| quote(k)).collect();
+    // Rows without a key are never taken for copies of each other.
+    let present: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
     Ok(Some(format!(
         "SELECT event_id, ({tc} AT TIME ZONE 'UTC')::date AS day,
                 row_number() OVER (PARTITION BY {} ORDER BY {tc}, event_id) AS n
-         FROM {t} WHERE {tc} >= $1 AND {tc} < $2",
-        keys.join(", ")
+         FROM {t} WHERE {tc} >= $1 AND {tc} < $2 AND {}",
+        keys.join(", "),
+        present.join(" AND ")
     )))
+}
+
+/// The key a deduplication compares: the one the action names, else the table's business
+/// key (the evidence does not always name one).
+fn dedup_key(table: &str, key: &[String]) -> Vec<String> {
+    if !key.is_empty() {
+        return key.to_vec();
+    }
+    EventKind::of_table(table)
+        .and_then(|k| k.business_key())
+        .map(|k| vec![k.to_string()])
+        .unwrap_or_default()
 }
 
 /// Applies a data-changing or database action inside `tx` (the caller marks the action applied
@@ -729,5 +750,9 @@ mod tests {
         assert_eq!(quote("a\"b"), "\"a\"\"b\"");
         let d = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         assert_eq!(window_of(&[d]), (d, d + Duration::days(1)));
+        // Without a key from the evidence, the table's business key; none where there is none.
+        assert_eq!(dedup_key("orders", &[]), ["order_id"]);
+        assert_eq!(dedup_key("orders", &["user_id".into()]), ["user_id"]);
+        assert!(dedup_key("product_views", &[]).is_empty());
     }
 }
