@@ -1,8 +1,8 @@
 //! The incident classifier: a naive-Bayes product of per-feature class distributions,
 //! each a Dirichlet-smoothed count table. Rule priors seed the counts (so it decides well on
 //! day one), and every labelled incident (scenario ground truth, an operator's correction)
-//! adds its features to its class with a weight, so later decisions on similar incidents
-//! move. Training is incremental: one labelled incident costs one update, no batch refit.
+//! adds its features to its class with a weight shared among them, so later decisions on
+//! similar incidents move. Training is incremental: one labelled incident costs one update, no batch refit.
 //!
 //! Written here rather than taken from `linfa-bayes`: that crate trains in batch on dense
 //! matrices and has no way to start from prior pseudo-counts, which is what a cold start
@@ -113,10 +113,15 @@ impl Classifier {
     }
 
     /// Adds a labelled incident.
+    /// Adds a labelled incident. Its weight is spread over its features: a feature that rides
+    /// along with many classes (`check:schema`, `column:order_id`) is not taken over by the
+    /// class labelled most often, while the features that tell the class apart gather weight
+    /// label after label.
     pub fn learn(&mut self, label: &Label) {
+        let share = label.weight / label.features.len().max(1) as f64;
         for f in &label.features {
             let row = self.counts.entry(f.clone()).or_insert([0.0; 12]);
-            row[idx(label.class)] += label.weight;
+            row[idx(label.class)] += share;
         }
         self.labels += 1;
     }
@@ -218,5 +223,40 @@ mod tests {
         let after = c.classify(&features);
         assert_eq!(after.class, IncidentClass::VolumeAnomaly, "{after:?}");
         assert_eq!(c.labels(), 1);
+    }
+
+    #[test]
+    fn labels_move_what_tells_classes_apart_not_what_they_share() {
+        let mut c = Classifier::with_priors(0.6);
+        let label = |fs: &[&str], class| Label {
+            features: fs.iter().map(|f| f.to_string()).collect(),
+            class,
+            weight: 5.0,
+        };
+        // Three schema drifts confirmed: they share check:schema with corruption.
+        for _ in 0..3 {
+            c.learn(&label(
+                &[
+                    "check:schema",
+                    "check:validity",
+                    "column:is_late",
+                    "reason:schema_drift",
+                ],
+                IncidentClass::SchemaDrift,
+            ));
+        }
+        let corrupt = w(&["check:schema", "reason:malformed_json"]);
+        assert_eq!(c.classify(&corrupt).class, IncidentClass::DataCorruption);
+        // A team that calls type changes schema drift says so twice: it is heard.
+        let typed = w(&["check:schema", "reason:type_mismatch"]);
+        assert_eq!(c.classify(&typed).class, IncidentClass::DataCorruption);
+        for _ in 0..2 {
+            c.learn(&label(
+                &["check:schema", "reason:type_mismatch"],
+                IncidentClass::SchemaDrift,
+            ));
+        }
+        assert_eq!(c.classify(&typed).class, IncidentClass::SchemaDrift);
+        assert_eq!(c.classify(&corrupt).class, IncidentClass::DataCorruption);
     }
 }
