@@ -137,6 +137,9 @@ pub struct Remediation {
     /// wall time from the incident's opening to its resolution.
     pub ttr_data_hours: Vec<f64>,
     pub ttr_wall_ms: Vec<u64>,
+    /// Why each failed incident did not pass: its last verification (open conditions, KPIs).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
@@ -907,6 +910,15 @@ async fn remediation(
             }
         } else if state == "failed" {
             r.failed += 1;
+            let last: Option<serde_json::Value> = sqlx::query_scalar(
+                "SELECT detail FROM incident_timeline
+                 WHERE incident_id = $1 AND kind = 'verification' ORDER BY id DESC LIMIT 1",
+            )
+            .bind(&id)
+            .fetch_optional(pool)
+            .await?;
+            r.failures
+                .push(serde_json::json!({ "incident": id, "verification": last }));
         }
     }
     let (applied, outside, failed_dc, rolled): (i64, i64, i64, i64) = sqlx::query_as(

@@ -239,11 +239,24 @@ async fn duplicates_are_removed_held_notified_verified_and_the_incident_resolves
             assert_eq!(last["action"]["owner"], "team-orders");
         }
 
-        // The quality role re-judged: the condition resolved. Verification passes.
-        sqlx::query("UPDATE quality_conditions SET state = 'resolved' WHERE id = 4242")
+        // A failing result judged after the fix does not help.
+        let judged = |status: &'static str, end: &'static str| {
+            sqlx::query(
+                "INSERT INTO quality_results (check_name, check_type, dataset, subject,
+                     window_start, window_end, status)
+                 VALUES ('orders_unique', 'uniqueness', 'orders', 'orders',
+                         $2::timestamptz - interval '1 hour', $2::timestamptz, $1)",
+            )
+            .bind(status)
+            .bind(end)
             .execute(pool)
-            .await
-            .unwrap();
+        };
+        judged("fail", "2026-03-10T01:00:00Z").await.unwrap();
+        assert_eq!(ex.tick().await.unwrap().verified, 0, "{backend}");
+        assert_eq!(state_of(pool, "inc-dup").await.0, "verifying", "{backend}");
+        // The quality role re-judged the check on the repaired data and it passed (its
+        // condition closes only after more passes): verification passes.
+        judged("pass", "2026-03-10T02:00:00Z").await.unwrap();
         let tick = ex.tick().await.unwrap();
         assert_eq!(tick.verified, 3, "{backend}: {tick:?}");
         assert_eq!(

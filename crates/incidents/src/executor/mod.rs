@@ -689,7 +689,7 @@ impl Executor {
             let kpis = verify::concerning(&self.settings.kpis, &datasets);
             let readings =
                 verify::read_all(&self.pool, &kpis, &ctx.days, self.settings.kpi_tolerance).await;
-            let open = verify::open_conditions(&self.pool, &ctx.conditions).await?;
+            let open = verify::open_conditions(&self.pool, &ctx.conditions, since).await?;
             // Replays ingest has not carried out yet: nothing to judge before they ran.
             let replays_pending: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM replay_requests r

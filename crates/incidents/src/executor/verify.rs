@@ -4,7 +4,7 @@
 //! before the incident. A KPI table's newest day may still be filling, so it is never judged;
 //! a KPI with no complete day or no baseline yet does not hold verification back.
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -185,12 +185,26 @@ pub async fn read_all(
     out
 }
 
-/// How many of the incident's quality conditions are still open.
-pub async fn open_conditions(pool: &PgPool, ids: &[i64]) -> sqlx::Result<i64> {
+/// How many of the incident's quality conditions still fail.
+pub async fn open_conditions(
+    pool: &PgPool,
+    ids: &[i64],
+    since: DateTime<Utc>,
+) -> sqlx::Result<i64> {
+    // A condition still open passes when its check, judging the same subject again after the
+    // fix, passed: the check re-run on the repaired data (a rerun job, replayed events). The
+    // condition itself closes only after several passes in a row, which can take a day of
+    // daily runs.
     sqlx::query_scalar(
-        "SELECT count(*) FROM quality_conditions WHERE id = ANY($1) AND state = 'open'",
+        "SELECT count(*) FROM quality_conditions c
+         WHERE c.id = ANY($1) AND c.state = 'open'
+           AND NOT coalesce((SELECT r.status = 'pass' FROM quality_results r
+                             WHERE r.check_name = c.check_name AND r.subject = c.subject
+                               AND r.evaluated_at >= $2
+                             ORDER BY r.window_end DESC, r.id DESC LIMIT 1), false)",
     )
     .bind(ids)
+    .bind(since)
     .fetch_one(pool)
     .await
 }
