@@ -196,7 +196,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         OutputFormat::Table => {
             println!("{}", summary.text);
             println!(
-                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/quality/checks, /api/quality/conditions, /api/aiops/incidents, /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
+                "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/quality/checks, /api/quality/conditions, /api/aiops/incidents, /api/incidents, /api/docs (the incident API, browsable), /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
             );
         }
     }
