@@ -421,8 +421,9 @@ impl Executor {
         )
         .fetch_all(&self.pool)
         .await?;
+        // Read once: what this round applies or fails is counted as it goes.
+        let (mut applied, mut failures) = self.counts().await?;
         for (aid, iid, params) in ready {
-            let (applied, failures) = self.counts().await?;
             if let Err(h) = policy::may_apply(&self.settings.caps, applied, failures) {
                 let why = h.to_string();
                 let changed = {
@@ -454,6 +455,7 @@ impl Executor {
             let Ok(action) = serde_json::from_value::<Action>(params.clone()) else {
                 self.finish(aid, &iid, "failed", json!({ "error": "unreadable action" }))
                     .await?;
+                failures += 1;
                 continue;
             };
             if state.is_closed() {
@@ -473,10 +475,14 @@ impl Executor {
             };
             match worked {
                 Some(true) => {
+                    applied += 1;
                     t.applied += 1;
                     self.start_remediation(&iid, state).await?;
                 }
-                Some(false) => t.failed += 1,
+                Some(false) => {
+                    failures += 1;
+                    t.failed += 1;
+                }
                 None => {}
             }
         }
@@ -485,15 +491,19 @@ impl Executor {
 
     async fn start_remediation(&self, id: &str, state: State) -> sqlx::Result<()> {
         if matches!(state, State::Open | State::Acknowledged | State::Failed) {
-            match crate::store::transition(&self.pool, id, Move::StartRemediation, ACTOR, None)
-                .await
-            {
-                Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-                Err(crate::store::Error::NotFound(_) | crate::store::Error::Invalid(..)) => {}
-                Err(crate::store::Error::Db(e)) => return Err(e),
-            }
+            self.move_incident(id, Move::StartRemediation, None).await?;
         }
         Ok(())
+    }
+
+    /// Moves an incident as the executor; `false` when the move no longer applies (an
+    /// operator or the engine moved it first, or it is gone). Only a database error fails.
+    async fn move_incident(&self, id: &str, m: Move, note: Option<&str>) -> sqlx::Result<bool> {
+        match crate::store::transition(&self.pool, id, m, ACTOR, note).await {
+            Ok(_) => Ok(true),
+            Err(crate::store::Error::Db(e)) => Err(e),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Marks an action finished with `state` and audits it.
@@ -647,13 +657,9 @@ impl Executor {
         .fetch_all(&self.pool)
         .await?;
         for id in ids {
-            match crate::store::transition(&self.pool, &id, Move::Verify, ACTOR, None).await {
-                Ok(_) => {
-                    let mut conn = self.pool.acquire().await?;
-                    audit(&mut conn, None, &id, ACTOR, "verifying", json!({})).await?;
-                }
-                Err(crate::store::Error::Db(e)) => return Err(e),
-                Err(_) => {}
+            if self.move_incident(&id, Move::Verify, None).await? {
+                let mut conn = self.pool.acquire().await?;
+                audit(&mut conn, None, &id, ACTOR, "verifying", json!({})).await?;
             }
         }
         Ok(())
@@ -746,19 +752,12 @@ impl Executor {
                     t.verified += 1;
                     self.publish(&id, p, true).await;
                 }
-                match crate::store::transition(
-                    &self.pool,
+                self.move_incident(
                     &id,
                     Move::Resolve(Reason::Remediated),
-                    ACTOR,
                     Some("remediation verified: checks passed and KPIs back at baseline"),
                 )
-                .await
-                {
-                    Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-                    Err(crate::store::Error::NotFound(_) | crate::store::Error::Invalid(..)) => {}
-                    Err(crate::store::Error::Db(e)) => return Err(e),
-                }
+                .await?;
             } else {
                 for (aid, p, data_changing) in &applied {
                     let action: Option<Action> = serde_json::from_value(p.clone()).ok();
@@ -796,19 +795,12 @@ impl Executor {
                     }
                     self.publish(&id, p, false).await;
                 }
-                match crate::store::transition(
-                    &self.pool,
+                self.move_incident(
                     &id,
                     Move::Fail,
-                    ACTOR,
                     Some("remediation not verified in time: data-changing actions rolled back"),
                 )
-                .await
-                {
-                    Ok(_) | Err(crate::store::Error::Conflict(_)) => {}
-                    Err(crate::store::Error::NotFound(_) | crate::store::Error::Invalid(..)) => {}
-                    Err(crate::store::Error::Db(e)) => return Err(e),
-                }
+                .await?;
                 if let Some(url) = self.settings.webhook_url.as_deref() {
                     let escalation = Action::NotifyOwner {
                         node: inc
