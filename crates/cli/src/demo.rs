@@ -30,9 +30,13 @@ pub struct DemoArgs {
     /// Exit after the summary instead of serving the HTTP API until Ctrl-C.
     #[arg(long)]
     pub exit: bool,
-    /// Listen address of the HTTP API.
+    /// Listen address of the HTTP API and the console.
     #[arg(long, value_name = "HOST:PORT")]
     pub http_addr: Option<String>,
+    /// Actions of this type wait for an operator's approval (in the console, the API or
+    /// `heal incidents approve`) instead of being applied on their own; repeatable.
+    #[arg(long, value_name = "ACTION")]
+    pub approve: Vec<String>,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
 }
@@ -55,11 +59,24 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     config.auth.disabled = true;
     // The executor heals on its own in the demo: every action type is `auto`.
     config.executor.default_mode = "auto".into();
+    for a in &args.approve {
+        if !heal_model::incident::ACTION_NAMES.contains(&a.as_str()) {
+            anyhow::bail!(
+                "--approve {a:?}: not an action; use one of {}",
+                heal_model::incident::ACTION_NAMES.join(", ")
+            );
+        }
+    }
     for a in heal_model::incident::ACTION_NAMES {
+        let mode = if args.approve.iter().any(|x| x == a) {
+            "approve"
+        } else {
+            "auto"
+        };
         config
             .executor
             .policy
-            .insert(a.to_string(), heal_config::PolicyRule::Mode("auto".into()));
+            .insert(a.to_string(), heal_config::PolicyRule::Mode(mode.into()));
     }
     config.executor.interval_ms = 1_000;
     let mut scenario = match &args.scenario {
@@ -191,10 +208,12 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         .first()
         .map(|l| l.addr.to_string())
         .unwrap_or_default();
+    summary.json["console"] = serde_json::json!(format!("http://{addr}/"));
     match args.output {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&summary.json)?),
         OutputFormat::Table => {
             println!("{}", summary.text);
+            println!("Console: http://{addr}/ (incidents, lineage, checks, jobs, quarantine)");
             println!(
                 "HTTP API on http://{addr}: /api/ingest/status, /api/quarantine, /api/batch/jobs, /api/batch/runs, /api/quality/checks, /api/quality/conditions, /api/aiops/incidents, /api/incidents, /api/docs (the incident API, browsable), /api/lineage/impact/payments, /api/lineage/graph?format=mermaid, /metrics, /readyz"
             );

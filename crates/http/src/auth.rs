@@ -6,6 +6,10 @@
 //! is 401 (`unauthorized`, with `WWW-Authenticate: Bearer`); with one whose scope is too small,
 //! 403 (`forbidden`). Tokens are compared by their SHA-256 digest and never logged; the
 //! token's name is, and handlers find it as a [`Caller`] extension.
+//!
+//! A browser presents its token in the [`TOKEN_COOKIE`] cookie instead (the console's sign-in
+//! sets it, HTTP-only and same-site); a page (any path outside `/api/`) that needs a token the
+//! visitor has not given redirects to the sign-in page.
 
 use crate::ApiError;
 use axum::extract::{Request, State};
@@ -109,7 +113,16 @@ impl Auth {
     /// The scope a request needs, if any.
     pub fn required(&self, method: &Method, path: &str) -> Option<Scope> {
         if self.disabled
-            || matches!(path, "/health" | "/healthz" | "/readyz" | "/metrics")
+            || matches!(
+                path,
+                "/health"
+                    | "/healthz"
+                    | "/readyz"
+                    | "/metrics"
+                    | "/login"
+                    | "/logout"
+                    | "/console.css"
+            )
             || path.starts_with("/health/")
         {
             return None;
@@ -175,14 +188,62 @@ impl Auth {
     }
 }
 
+/// The cookie a browser carries its token in.
+pub const TOKEN_COOKIE: &str = "heal_token";
+
+/// A token as a cookie value: every byte outside `A-Za-z0-9-._~` percent-encoded.
+pub fn cookie_encode(token: &str) -> String {
+    let mut o = String::with_capacity(token.len());
+    for b in token.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
+fn cookie_decode(v: &str) -> Option<String> {
+    let b = v.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The credentials a request presents: its `Authorization` header, or else the token in
+/// its [`TOKEN_COOKIE`] cookie as a bearer header.
+pub fn presented(headers: &axum::http::HeaderMap) -> Option<HeaderValue> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        return Some(v.clone());
+    }
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == TOKEN_COOKIE)
+        .and_then(|(_, v)| cookie_decode(v))
+        .filter(|t| !t.is_empty())
+        .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
+}
+
 /// The middleware: `router.layer(axum::middleware::from_fn_with_state(auth, auth::layer))`.
 pub async fn layer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    match auth.check(
-        req.method(),
-        &path,
-        req.headers().get(header::AUTHORIZATION),
-    ) {
+    let presented = presented(req.headers());
+    match auth.check(req.method(), &path, presented.as_ref()) {
         Ok(caller) => {
             if let Some(c) = caller {
                 req.extensions_mut().insert(c);
@@ -192,6 +253,19 @@ pub async fn layer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
         Err(e) => {
             tracing::info!(method = %req.method(), path, code = e.code, "request refused");
             let unauthorized = e.status == StatusCode::UNAUTHORIZED;
+            let page = !path.starts_with("/api/") && *req.method() == Method::GET;
+            if unauthorized && page {
+                let back = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str().to_string())
+                    .unwrap_or_else(|| "/".into());
+                return axum::response::Redirect::to(&format!(
+                    "/login?next={}",
+                    cookie_encode(&back)
+                ))
+                .into_response();
+            }
             let mut resp = e.into_response();
             if unauthorized {
                 resp.headers_mut().insert(
@@ -307,5 +381,49 @@ mod tests {
         let basic = HeaderValue::from_static("Basic b3BzOm9vb28=");
         assert_eq!(a.identify(Some(&basic)), None);
         assert_eq!(a.identify(None), None);
+    }
+
+    #[tokio::test]
+    async fn a_browser_signs_in_with_the_cookie_and_pages_redirect_to_sign_in() {
+        let p = auth(true);
+        let app = Router::new()
+            .route("/incidents", get(|| async { "page" }))
+            .route("/api/things", get(|| async { "list" }))
+            .layer(axum::middleware::from_fn_with_state(p, layer));
+        let get_with = |path: &str, cookie: Option<String>| {
+            let mut req = Request::builder().uri(path);
+            if let Some(c) = cookie {
+                req = req.header(header::COOKIE, c);
+            }
+            app.clone().oneshot(req.body(Body::empty()).unwrap())
+        };
+        let page = get_with("/incidents?state=open", None).await.unwrap();
+        assert_eq!(page.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            page.headers()[header::LOCATION],
+            "/login?next=%2Fincidents%3Fstate%3Dopen"
+        );
+        // The API still answers 401, never a redirect.
+        let api = get_with("/api/things", None).await.unwrap();
+        assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+        let cookie = format!(
+            "theme=dark; {TOKEN_COOKIE}={}",
+            cookie_encode(&"r".repeat(20))
+        );
+        let page = get_with("/incidents", Some(cookie)).await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let wrong = format!("{TOKEN_COOKIE}=nobody");
+        assert_eq!(
+            get_with("/incidents", Some(wrong)).await.unwrap().status(),
+            StatusCode::SEE_OTHER
+        );
+    }
+
+    #[test]
+    fn cookie_values_round_trip() {
+        for t in ["plain-token_1.x~", "with space;and=signs%", "ünï"] {
+            assert_eq!(cookie_decode(&cookie_encode(t)).as_deref(), Some(t));
+            assert!(!cookie_encode(t).contains([';', ' ', '=']));
+        }
     }
 }

@@ -24,7 +24,7 @@ use axum::{Extension, Json, Router};
 use chrono::{DateTime, Utc};
 use heal_http::auth::Caller;
 use heal_http::{only, ApiError};
-use heal_model::incident::{FeedbackMessage, IncidentClass, ACTION_NAMES};
+use heal_model::incident::{IncidentClass, ACTION_NAMES};
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -430,34 +430,10 @@ async fn feedback(
         .with_code("missing_field"));
     }
     let who = actor(&b, &who)?;
-    store::feedback(&api.pool, &id, &who, &f)
-        .await
-        .map_err(store_error)?;
-    let action = match (action, worked) {
-        (Some(a), _) => Some(a),
-        (None, Some(_)) => store::get(&api.pool, &id)
+    let (m, published) =
+        crate::role::give_feedback(&api.pool, api.bus.as_ref(), &id, &who, class, &f, action)
             .await
-            .map_err(store_error)?
-            .incident["recommendations"][0]["action"]
-            .as_str()
-            .map(str::to_string),
-        (None, None) => None,
-    };
-    let mut m = FeedbackMessage::new(&id, &who);
-    m.class = class;
-    m.root_cause = f.root_cause.clone();
-    m.remediation_worked = worked;
-    m.action = action;
-    let published = match &api.bus {
-        Some(bus) => match crate::role::publish_feedback(bus, &m).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, incident = %id, "feedback stored but not published");
-                false
-            }
-        },
-        None => false,
-    };
+            .map_err(store_error)?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({ "incident": id, "stored": true, "published": published, "feedback": m })),

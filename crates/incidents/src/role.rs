@@ -52,6 +52,45 @@ pub async fn publish_feedback(bus: &heal_bus::Bus, m: &FeedbackMessage) -> heal_
     bus.send(INCIDENT_FEEDBACK, vec![record]).await
 }
 
+/// Stores an operator's feedback on incident `id` and publishes it for AI Ops to learn from.
+/// Without `action`, an outcome (`remediation_worked`) is about the incident's first
+/// recommendation. Returns the message and whether it was published (stored either way).
+pub async fn give_feedback(
+    pool: &PgPool,
+    bus: Option<&heal_bus::Bus>,
+    id: &str,
+    who: &str,
+    class: Option<heal_model::incident::IncidentClass>,
+    f: &crate::store::Feedback,
+    action: Option<String>,
+) -> crate::store::Result<(FeedbackMessage, bool)> {
+    crate::store::feedback(pool, id, who, f).await?;
+    let action = match (action, f.remediation_worked) {
+        (Some(a), _) => Some(a),
+        (None, Some(_)) => crate::store::get(pool, id).await?.incident["recommendations"][0]
+            ["action"]
+            .as_str()
+            .map(str::to_string),
+        (None, None) => None,
+    };
+    let mut m = FeedbackMessage::new(id, who);
+    m.class = class;
+    m.root_cause = f.root_cause.clone();
+    m.remediation_worked = f.remediation_worked;
+    m.action = action;
+    let published = match bus {
+        Some(bus) => match publish_feedback(bus, &m).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, incident = %id, "feedback stored but not published");
+                false
+            }
+        },
+        None => false,
+    };
+    Ok((m, published))
+}
+
 /// Shows the message counter at zero for each outcome, so a scrape lists it from the start.
 pub fn register() {
     for outcome in ["applied", "repeated", "unreadable"] {

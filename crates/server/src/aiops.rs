@@ -98,3 +98,20 @@ pub fn llm(config: &heal_config::Config) -> Option<heal_aiops::llm::Llm> {
         )
     })
 }
+
+impl heal_console::GraphSource for InProcess {
+    fn export(&self) -> BoxFuture<'_, Result<heal_lineage::query::GraphExport, String>> {
+        Box::pin(async move {
+            if let Err(e) = self.0.project().await {
+                tracing::debug!(error = %e, "lineage projection before an export failed");
+            }
+            self.0.export().await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl heal_console::GraphSource for OverHttp {
+    fn export(&self) -> BoxFuture<'_, Result<heal_lineage::query::GraphExport, String>> {
+        Box::pin(async move { self.0.export().await.map_err(|e| e.to_string()) })
+    }
+}

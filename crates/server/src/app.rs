@@ -141,7 +141,7 @@ impl App {
         let mut handles = Handles::default();
         let mut built = Vec::new();
         for role in roles::BUILD_ORDER.iter().filter(|r| running.contains(r)) {
-            let r = roles::build(*role, &config, &db, &bus, &mut handles).await?;
+            let r = roles::build(*role, &config, &db, &bus, &auth, &mut handles).await?;
             built.push((*role, r));
         }
         Ok(App {

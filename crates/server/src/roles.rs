@@ -41,6 +41,7 @@ pub async fn build(
     config: &Config,
     db: &Database,
     bus: &Bus,
+    auth: &Arc<heal_http::auth::Auth>,
     handles: &mut Handles,
 ) -> anyhow::Result<Running> {
     Ok(match role {
@@ -50,7 +51,7 @@ pub async fn build(
         Role::Lineage => lineage(config, db, bus, handles).await?,
         Role::Quality => quality(config, db, bus, handles).await?,
         Role::Aiops => aiops(config, db, bus, handles).await?,
-        Role::Incidents => incidents(config, db, bus),
+        Role::Incidents => incidents(config, db, bus, auth, handles).await?,
     })
 }
 
@@ -333,8 +334,32 @@ async fn aiops(
     Ok(Running::new(heal_aiops::http::routes(role)).task(engine))
 }
 
-fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
+/// The incidents role, with the web console (its pages read the lineage graph from the
+/// lineage service in this process, or the lineage role over HTTP).
+async fn incidents(
+    config: &Config,
+    db: &Database,
+    bus: &Bus,
+    auth: &Arc<heal_http::auth::Auth>,
+    handles: &Handles,
+) -> anyhow::Result<Running> {
     let pool = db.pool().clone();
+    let graph: Arc<dyn heal_console::GraphSource> =
+        match (&handles.lineage, &config.aiops.lineage_url) {
+            (Some(l), _) => Arc::new(crate::aiops::InProcess(l.clone())),
+            (None, Some(url)) => Arc::new(crate::aiops::OverHttp(
+                heal_lineage::client::HttpLineage::new(url),
+            )),
+            (None, None) => Arc::new(crate::aiops::InProcess(Arc::new(
+                crate::lineage_service(config, pool.clone()).await?,
+            ))),
+        };
+    let console = heal_console::routes(heal_console::Console::new(
+        pool.clone(),
+        Some(bus.clone()),
+        auth.clone(),
+        graph,
+    ));
     let group = format!("{}-incidents", config.kafka.group_prefix);
     let bus_for_api = bus.clone();
     let (store, bus) = (pool.clone(), bus.clone());
@@ -349,7 +374,10 @@ fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
         },
     );
     if !config.executor.enabled {
-        return Running::new(heal_incidents::http::routes(pool, Some(bus_for_api))).task(consume);
+        return Ok(Running::new(
+            heal_incidents::http::routes(pool, Some(bus_for_api)).merge(console),
+        )
+        .task(consume));
     }
     let executor = Arc::new(heal_incidents::executor::Executor::new(
         pool.clone(),
@@ -361,13 +389,11 @@ fn incidents(config: &Config, db: &Database, bus: &Bus) -> Running {
         heal_incidents::executor::run_loop(runner, stop).await;
         Ok(())
     });
-    Running::new(heal_incidents::http::routes_with(
-        pool,
-        Some(bus_for_api),
-        Some(executor),
-    ))
+    Ok(Running::new(
+        heal_incidents::http::routes_with(pool, Some(bus_for_api), Some(executor)).merge(console),
+    )
     .task(consume)
-    .task(heal)
+    .task(heal))
 }
 
 #[cfg(test)]
