@@ -252,12 +252,12 @@ pub async fn page(State(c): State<Arc<Console>>, who: Who, Path(id): Path<String
                         tbody {
                             @for a in &actions {
                                 tr data-action=(a.action) {
-                                    td { strong { (a.action) } br; span.muted { (compact(&a.params, 160)) } }
+                                    td.wrap { strong { (a.action) } br; span.muted { (compact(&a.params, 160)) } }
                                     td { (a.mode) }
                                     td { (badge(&a.state)) }
                                     td.num { (a.blast_radius) }
-                                    td { (compact(&a.dry_run, 300)) }
-                                    td { @if let Some(o) = &a.outcome { (compact(o, 300)) } @else { "–" } }
+                                    td.wrap { (compact(&a.dry_run, 300)) }
+                                    td.wrap { @if let Some(o) = &a.outcome { (compact(o, 300)) } @else { "–" } }
                                     td {
                                         @if a.state == "pending_approval" && operator {
                                             form.inline method="post" action=(format!("/incidents/{}/actions/{}/decide", urlencode(&id), a.id)) {
@@ -278,7 +278,7 @@ pub async fn page(State(c): State<Arc<Console>>, who: Who, Path(id): Path<String
         section aria-labelledby="h-verify" {
             h2 #h-verify { "Verification" }
             @for t in &verification {
-                p { (badge(&t.kind)) " " (time(&t.at)) " " span.muted { (compact(&t.detail, 400)) } }
+                p.wrap { (badge(&t.kind)) " " (time(&t.at)) " " span.muted { (compact(&t.detail, 400)) } }
             }
             @if kpis.is_empty() {
                 (page::empty("No KPI is read from the datasets this incident touches."))
@@ -308,7 +308,7 @@ pub async fn page(State(c): State<Arc<Console>>, who: Who, Path(id): Path<String
                     @for t in &detail.timeline {
                         li { (time(&t.at)) " " strong { (t.kind) } " by " (t.actor)
                             @if !t.detail.is_null() && t.detail != Value::Object(Default::default()) {
-                                br; span.muted { (compact(&t.detail, 240)) }
+                                br; span.muted.wrap { (compact(&t.detail, 240)) }
                             }
                         }
                     }

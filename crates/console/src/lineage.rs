@@ -123,7 +123,11 @@ pub async fn page(
             }
         }
         @if let Some(p) = &picture {
-            div.legend aria-hidden="true" { span.l-focus { "focus" } span.l-failing { "failing" } }
+            div.legend aria-hidden="true" {
+                span.l-stream { "stream" } span.l-job { "job" } span.l-dataset { "dataset" }
+                @if meta { span.l-check { "check" } span.l-kpi { "KPI" } }
+                span.l-focus { "focus" } span.l-failing { "failing" }
+            }
             div.graphbox { (p) }
         } @else if focus.is_none() && g.len() > WHOLE_GRAPH_MAX {
             p.notice { "The graph has " (g.len()) " nodes: search for one to see its neighbourhood." }

@@ -144,8 +144,8 @@ pub struct KpiSeries {
 pub async fn kpi_series(pool: &PgPool, kpis: &[Kpi]) -> sqlx::Result<Vec<KpiSeries>> {
     let mut out = Vec::new();
     for k in kpis {
-        let newest: Option<NaiveDate> = match sqlx::query_scalar(&format!(
-            "SELECT max(({d})::date) FROM {t}",
+        let span: (Option<NaiveDate>, Option<NaiveDate>) = match sqlx::query_as(&format!(
+            "SELECT min(({d})::date), max(({d})::date) FROM {t}",
             d = k.day_column,
             t = k.table
         ))
@@ -155,9 +155,10 @@ pub async fn kpi_series(pool: &PgPool, kpis: &[Kpi]) -> sqlx::Result<Vec<KpiSeri
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(kpi = %k.name, error = %e, "KPI not readable");
-                None
+                (None, None)
             }
         };
+        let (oldest, newest) = span;
         let Some(newest) = newest else {
             out.push(KpiSeries {
                 name: k.name.clone(),
@@ -169,7 +170,8 @@ pub async fn kpi_series(pool: &PgPool, kpis: &[Kpi]) -> sqlx::Result<Vec<KpiSeri
             });
             continue;
         };
-        let first = newest - Duration::days(KPI_DAYS - 1);
+        // The window starts where the table does when it holds fewer days.
+        let first = (newest - Duration::days(KPI_DAYS - 1)).max(oldest.unwrap_or(newest));
         let rows: Vec<(NaiveDate, Option<f64>)> = sqlx::query_as(&format!(
             "SELECT ({d})::date, ({v})::float8 FROM {t} WHERE ({d})::date BETWEEN $1 AND $2
              GROUP BY 1 ORDER BY 1",
@@ -244,7 +246,8 @@ pub struct Fresh {
 /// Newest event time per stream, and per job output the newest day computed and when.
 async fn freshness(pool: &PgPool) -> sqlx::Result<Vec<Fresh>> {
     let mut out: Vec<Fresh> = sqlx::query_as::<_, (String, DateTime<Utc>, DateTime<Utc>)>(
-        "SELECT stream, max_event_time, updated_at FROM stream_watermarks ORDER BY stream",
+        "SELECT split_part(stream, '/', 1), max(max_event_time), max(updated_at)
+         FROM stream_watermarks GROUP BY 1 ORDER BY 1",
     )
     .fetch_all(pool)
     .await?

@@ -2,7 +2,7 @@
 //! of markup the pages repeat.
 
 use chrono::{DateTime, Utc};
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 /// Who is looking, and what they may do.
 #[derive(Debug, Clone)]
@@ -38,9 +38,6 @@ pub fn frame(
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(s) = refresh {
-                    meta http-equiv="refresh" content=(s);
-                }
                 title { (title) " · heal" }
                 link rel="stylesheet" href="/console.css";
             }
@@ -76,6 +73,15 @@ pub fn frame(
                 }
                 main #main tabindex="-1" {
                     h1 { (title) }
+                    @if let Some(s) = refresh {
+                        p.refresh {
+                            label {
+                                input #autorefresh type="checkbox" checked data-seconds=(s);
+                                " Refresh every " (s) " s"
+                            }
+                        }
+                        script { (PreEscaped(REFRESH_SCRIPT)) }
+                    }
                     (body)
                 }
                 footer {
@@ -86,10 +92,28 @@ pub fn frame(
     }
 }
 
+/// Reloads the page every `data-seconds` while the box is ticked; the choice is kept for
+/// the next pages (a timed refresh the reader can stop, as WCAG asks).
+const REFRESH_SCRIPT: &str = r#"(function () {
+  var box = document.getElementById("autorefresh");
+  if (!box) return;
+  try { if (localStorage.getItem("heal.autorefresh") === "off") box.checked = false; } catch (e) {}
+  var timer = null;
+  function arm() {
+    if (timer) clearTimeout(timer);
+    timer = box.checked ? setTimeout(function () { location.reload(); }, box.dataset.seconds * 1000) : null;
+  }
+  box.addEventListener("change", function () {
+    try { localStorage.setItem("heal.autorefresh", box.checked ? "on" : "off"); } catch (e) {}
+    arm();
+  });
+  arm();
+})();"#;
+
 /// A table that scrolls sideways on a narrow screen (focusable, so keyboards can scroll it).
 pub fn scroll(label: &str, table: Markup) -> Markup {
     html! {
-        div.scroll role="region" aria-label=(label) tabindex="0" { (table) }
+        div.scroll role="region" aria-label=(format!("{label} (table)")) tabindex="0" { (table) }
     }
 }
 

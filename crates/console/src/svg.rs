@@ -210,7 +210,7 @@ pub fn graph(label: &str, nodes: &[GNode], edges: &[(usize, usize)], highlight: 
         );
     }
     html! {
-        svg.graph viewBox=(format!("0 0 {w} {h}")) width=(w) height=(h) role="img" aria-label=(label) {
+        svg.graph viewBox=(format!("0 0 {w} {h}")) width=(w) height=(h) role="group" aria-label=(label) {
             title { (label) }
             defs {
                 marker #arrow viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
