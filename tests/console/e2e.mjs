@@ -3,7 +3,7 @@
 //
 //   node e2e.mjs --base http://127.0.0.1:8080 --out DIR [--chromium /usr/bin/chromium]
 //
-// Expects a server with the demo's data (`heal demo --approve deduplicate`): at least one open
+// Expects a server with the demo's data (`heal demo --approve backfill`): at least one open
 // incident with an action waiting for approval. Saves a screenshot of every page in DIR and
 // prints a JSON report; exits 1 when a step or the accessibility check fails.
 

@@ -1,4 +1,4 @@
-//! The console in a real browser: `heal demo --approve deduplicate` serves the demo's data,
+//! The console in a real browser: `heal demo --approve backfill` serves the demo's data,
 //! and `tests/console/e2e.mjs` drives Debian's headless Chromium through every page (clicks
 //! from the overview into an incident, approves its pending action, gives feedback, searches
 //! the lineage graph), runs axe-core on each page and saves screenshots in
@@ -58,7 +58,7 @@ fn the_console_works_in_a_real_browser() {
                 "--events-per-day",
                 "6000",
                 "--approve",
-                "deduplicate",
+                "backfill",
                 "--http-addr",
                 &format!("127.0.0.1:{port}"),
             ])

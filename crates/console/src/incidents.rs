@@ -21,6 +21,8 @@ use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+pub use heal_http::percent_encode as urlencode;
+
 const PAGE: i64 = 50;
 
 #[derive(serde::Deserialize, Default)]
@@ -653,17 +655,4 @@ pub fn compact(v: &Value, max: usize) -> String {
     } else {
         s
     }
-}
-
-/// Percent-encodes a path segment or query value.
-pub fn urlencode(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
 }

@@ -316,7 +316,7 @@ async fn login(State(c): State<Arc<Console>>, who: Who, Form(f): Form<LoginForm>
             tracing::info!(token = %caller.name, "signed in to the console");
             let cookie = format!(
                 "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
-                heal_http::auth::cookie_encode(f.token.trim())
+                heal_http::percent_encode(f.token.trim())
             );
             (
                 [(header::SET_COOKIE, cookie)],

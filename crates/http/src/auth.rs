@@ -191,19 +191,6 @@ impl Auth {
 /// The cookie a browser carries its token in.
 pub const TOKEN_COOKIE: &str = "heal_token";
 
-/// A token as a cookie value: every byte outside `A-Za-z0-9-._~` percent-encoded.
-pub fn cookie_encode(token: &str) -> String {
-    let mut o = String::with_capacity(token.len());
-    for b in token.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            o.push(b as char);
-        } else {
-            o.push_str(&format!("%{b:02X}"));
-        }
-    }
-    o
-}
-
 fn cookie_decode(v: &str) -> Option<String> {
     let b = v.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -262,7 +249,7 @@ pub async fn layer(State(auth): State<Arc<Auth>>, mut req: Request, next: Next) 
                     .unwrap_or_else(|| "/".into());
                 return axum::response::Redirect::to(&format!(
                     "/login?next={}",
-                    cookie_encode(&back)
+                    crate::percent_encode(&back)
                 ))
                 .into_response();
             }
@@ -408,7 +395,7 @@ mod tests {
         assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
         let cookie = format!(
             "theme=dark; {TOKEN_COOKIE}={}",
-            cookie_encode(&"r".repeat(20))
+            crate::percent_encode(&"r".repeat(20))
         );
         let page = get_with("/incidents", Some(cookie)).await.unwrap();
         assert_eq!(page.status(), StatusCode::OK);
@@ -422,8 +409,8 @@ mod tests {
     #[test]
     fn cookie_values_round_trip() {
         for t in ["plain-token_1.x~", "with space;and=signs%", "ünï"] {
-            assert_eq!(cookie_decode(&cookie_encode(t)).as_deref(), Some(t));
-            assert!(!cookie_encode(t).contains([';', ' ', '=']));
+            assert_eq!(cookie_decode(&crate::percent_encode(t)).as_deref(), Some(t));
+            assert!(!crate::percent_encode(t).contains([';', ' ', '=']));
         }
     }
 }

@@ -121,6 +121,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Percent-encodes every byte outside `A-Za-z0-9-._~`: a safe path segment, query value or
+/// cookie value.
+pub fn percent_encode(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            o.push(b as char);
+        } else {
+            o.push_str(&format!("%{b:02X}"));
+        }
+    }
+    o
+}
+
 /// Refuses query parameters outside `allowed`, naming the first unknown one.
 pub fn only(params: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     let mut keys: Vec<&String> = params.keys().collect();

@@ -34,36 +34,55 @@ pub fn snapshot_of(g: heal_lineage::query::GraphExport) -> GraphSnapshot {
     }
 }
 
-/// The lineage service of this process (it projects pending events first).
-pub struct InProcess(pub Arc<heal_lineage::Lineage>);
+/// Where a role reads the lineage graph: the lineage service of this process (which
+/// projects pending events first), or the lineage role over HTTP. AI Ops takes its snapshot
+/// from it, the console its export.
+pub enum LineageReader {
+    InProcess(Arc<heal_lineage::Lineage>),
+    OverHttp(heal_lineage::client::HttpLineage),
+}
 
-impl LineageSource for InProcess {
-    fn snapshot(&self) -> BoxFuture<'_, Result<GraphSnapshot, String>> {
-        Box::pin(async move {
-            if let Err(e) = self.0.project().await {
-                tracing::debug!(error = %e, "lineage projection before a snapshot failed");
+impl LineageReader {
+    /// The service of this process when it runs the lineage role, else the role at
+    /// `aiops.lineage_url`, else a service of its own over the configured graph.
+    pub async fn of(
+        config: &heal_config::Config,
+        pool: &sqlx::PgPool,
+        in_process: Option<&Arc<heal_lineage::Lineage>>,
+    ) -> anyhow::Result<LineageReader> {
+        Ok(match (in_process, &config.aiops.lineage_url) {
+            (Some(l), _) => LineageReader::InProcess(l.clone()),
+            (None, Some(url)) => {
+                LineageReader::OverHttp(heal_lineage::client::HttpLineage::new(url))
             }
-            self.0
-                .export()
-                .await
-                .map(snapshot_of)
-                .map_err(|e| e.to_string())
+            (None, None) => LineageReader::InProcess(Arc::new(
+                crate::lineage_service(config, pool.clone()).await?,
+            )),
         })
+    }
+
+    pub async fn export(&self) -> Result<heal_lineage::query::GraphExport, String> {
+        match self {
+            LineageReader::InProcess(l) => {
+                if let Err(e) = l.project().await {
+                    tracing::debug!(error = %e, "lineage projection before a read failed");
+                }
+                l.export().await.map_err(|e| e.to_string())
+            }
+            LineageReader::OverHttp(h) => h.export().await.map_err(|e| e.to_string()),
+        }
     }
 }
 
-/// The lineage role over HTTP.
-pub struct OverHttp(pub heal_lineage::client::HttpLineage);
-
-impl LineageSource for OverHttp {
+impl LineageSource for LineageReader {
     fn snapshot(&self) -> BoxFuture<'_, Result<GraphSnapshot, String>> {
-        Box::pin(async move {
-            self.0
-                .export()
-                .await
-                .map(snapshot_of)
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { self.export().await.map(snapshot_of) })
+    }
+}
+
+impl heal_console::GraphSource for LineageReader {
+    fn export(&self) -> BoxFuture<'_, Result<heal_lineage::query::GraphExport, String>> {
+        Box::pin(LineageReader::export(self))
     }
 }
 
@@ -97,21 +116,4 @@ pub fn llm(config: &heal_config::Config) -> Option<heal_aiops::llm::Llm> {
             std::time::Duration::from_millis(a.llm_timeout_ms),
         )
     })
-}
-
-impl heal_console::GraphSource for InProcess {
-    fn export(&self) -> BoxFuture<'_, Result<heal_lineage::query::GraphExport, String>> {
-        Box::pin(async move {
-            if let Err(e) = self.0.project().await {
-                tracing::debug!(error = %e, "lineage projection before an export failed");
-            }
-            self.0.export().await.map_err(|e| e.to_string())
-        })
-    }
-}
-
-impl heal_console::GraphSource for OverHttp {
-    fn export(&self) -> BoxFuture<'_, Result<heal_lineage::query::GraphExport, String>> {
-        Box::pin(async move { self.0.export().await.map_err(|e| e.to_string()) })
-    }
 }

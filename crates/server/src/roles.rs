@@ -282,16 +282,9 @@ async fn aiops(
     bus: &Bus,
     handles: &mut Handles,
 ) -> anyhow::Result<Running> {
-    let source: Arc<dyn heal_aiops::LineageSource> =
-        match (&handles.lineage, &config.aiops.lineage_url) {
-            (Some(l), _) => Arc::new(crate::aiops::InProcess(l.clone())),
-            (None, Some(url)) => Arc::new(crate::aiops::OverHttp(
-                heal_lineage::client::HttpLineage::new(url),
-            )),
-            (None, None) => Arc::new(crate::aiops::InProcess(Arc::new(
-                crate::lineage_service(config, db.pool().clone()).await?,
-            ))),
-        };
+    let source: Arc<dyn heal_aiops::LineageSource> = Arc::new(
+        crate::aiops::LineageReader::of(config, db.pool(), handles.lineage.as_ref()).await?,
+    );
     let role = Arc::new(
         heal_aiops::AiopsRole::new(
             db.pool().clone(),
@@ -345,15 +338,7 @@ async fn incidents(
 ) -> anyhow::Result<Running> {
     let pool = db.pool().clone();
     let graph: Arc<dyn heal_console::GraphSource> =
-        match (&handles.lineage, &config.aiops.lineage_url) {
-            (Some(l), _) => Arc::new(crate::aiops::InProcess(l.clone())),
-            (None, Some(url)) => Arc::new(crate::aiops::OverHttp(
-                heal_lineage::client::HttpLineage::new(url),
-            )),
-            (None, None) => Arc::new(crate::aiops::InProcess(Arc::new(
-                crate::lineage_service(config, pool.clone()).await?,
-            ))),
-        };
+        Arc::new(crate::aiops::LineageReader::of(config, &pool, handles.lineage.as_ref()).await?);
     let console = heal_console::routes(heal_console::Console::new(
         pool.clone(),
         Some(bus.clone()),
