@@ -40,6 +40,8 @@ pub fn snapshot_of(g: heal_lineage::query::GraphExport) -> GraphSnapshot {
 pub enum LineageReader {
     InProcess(Arc<heal_lineage::Lineage>),
     OverHttp(heal_lineage::client::HttpLineage),
+    /// No graph could be reached at start (why): every read answers that.
+    Unavailable(String),
 }
 
 impl LineageReader {
@@ -70,6 +72,7 @@ impl LineageReader {
                 l.export().await.map_err(|e| e.to_string())
             }
             LineageReader::OverHttp(h) => h.export().await.map_err(|e| e.to_string()),
+            LineageReader::Unavailable(why) => Err(why.clone()),
         }
     }
 }

@@ -337,8 +337,16 @@ async fn incidents(
     handles: &Handles,
 ) -> anyhow::Result<Running> {
     let pool = db.pool().clone();
-    let graph: Arc<dyn heal_console::GraphSource> =
-        Arc::new(crate::aiops::LineageReader::of(config, &pool, handles.lineage.as_ref()).await?);
+    // The console shows everything else when the graph cannot be reached: never fatal.
+    let graph: Arc<dyn heal_console::GraphSource> = Arc::new(
+        match crate::aiops::LineageReader::of(config, &pool, handles.lineage.as_ref()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "the console cannot read the lineage graph; its pages show none");
+                crate::aiops::LineageReader::Unavailable(format!("{e:#}"))
+            }
+        },
+    );
     let console = heal_console::routes(heal_console::Console::new(
         pool.clone(),
         Some(bus.clone()),
