@@ -8,6 +8,7 @@ use crate::{ok, Answer, Console, Who};
 use axum::extract::State;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use heal_incidents::executor::verify::{self, Kpi};
+use heal_incidents::state::State as IncidentState;
 use maud::html;
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ const TOLERANCE: f64 = 0.25;
 const JOB_DAYS: i64 = 7;
 /// States of an incident that is not over.
 pub const OPEN_STATES: [&str; 4] = ["open", "acknowledged", "remediating", "verifying"];
+/// Open incidents listed on the overview.
+const NEWEST_OPEN: i64 = 8;
 
 pub async fn page(State(c): State<Arc<Console>>, who: Who) -> Answer {
     let pool = &c.pool;
@@ -36,18 +39,29 @@ pub async fn page(State(c): State<Arc<Console>>, who: Who) -> Answer {
             .find(|(k, _)| k == s)
             .map_or(0, |(_, n)| *n)
     };
-    let (open, _) = heal_incidents::store::list(
-        pool,
-        &heal_incidents::store::Filter {
-            limit: 8,
-            ..Default::default()
-        },
-    )
-    .await?;
-    let open: Vec<_> = open
+    // The newest incidents that are not over, whatever the resolved ones after them.
+    let mut open = Vec::new();
+    for state in IncidentState::ALL
         .into_iter()
-        .filter(|i| OPEN_STATES.contains(&i.state.as_str()))
-        .collect();
+        .filter(|s| OPEN_STATES.contains(&s.as_str()))
+    {
+        let (some, _) = heal_incidents::store::list(
+            pool,
+            &heal_incidents::store::Filter {
+                state: Some(state),
+                limit: NEWEST_OPEN,
+                ..Default::default()
+            },
+        )
+        .await?;
+        open.extend(some);
+    }
+    open.sort_by(|a, b| {
+        b.updated_at
+            .cmp(&a.updated_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    open.truncate(NEWEST_OPEN as usize);
     let kpis = kpi_series(pool, &verify::standard_kpis()).await?;
     let fresh = freshness(pool).await?;
     let jobs = job_days(pool, JOB_DAYS).await?;

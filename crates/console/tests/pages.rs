@@ -15,6 +15,7 @@ use heal_http::auth::{Auth, TOKEN_COOKIE};
 use heal_http::percent_encode as cookie_encode;
 use heal_incidents::executor::policy::{Mode, Policy};
 use heal_incidents::executor::{self, Executor, Settings};
+use heal_incidents::state::{Move, Reason};
 use heal_incidents::store;
 use heal_lineage::model::{Edge, EdgeKind, Node, NodeKind, Props};
 use heal_lineage::query::GraphExport;
@@ -172,6 +173,23 @@ async fn pages_show_the_incident_and_only_operators_change_anything() {
         ex.tick().await.unwrap();
         let actions = executor::actions_of(&pool, "inc-1").await.unwrap();
         assert_eq!(actions[0].state, "pending_approval", "{backend}");
+        // Newer incidents that are over do not push it off the overview.
+        for k in 0..9 {
+            let mut done = incident(
+                &format!("done-{k}"),
+                IncidentClass::LateData,
+                "dataset:orders",
+                &["dataset:orders"],
+                5 + k,
+            );
+            done.status = IncidentStatus::Resolved;
+            store::apply_message(&pool, &message(IncidentChange::Opened, &done))
+                .await
+                .unwrap();
+            store::transition(&pool, &done.id, Move::Resolve(Reason::Other), "test", None)
+                .await
+                .unwrap();
+        }
         let app = app(pool.clone(), g.clone(), false);
 
         let (s, _, overview) = call(&app, "GET", "/", None, None).await;
