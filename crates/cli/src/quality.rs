@@ -83,6 +83,11 @@ pub enum QualityCommand {
         /// and then followed).
         #[arg(long)]
         hold: bool,
+        /// The series counts events per step: judge as volume checks do (implies `--hold`):
+        /// on a log scale, with sustained shifts accumulated over consecutive points and a
+        /// weekday profile for hourly data.
+        #[arg(long)]
+        counts: bool,
         #[arg(long, value_enum, default_value_t)]
         output: OutputFormat,
     },
@@ -429,6 +434,7 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
             sensitivity,
             period,
             hold,
+            counts,
             output,
         } => {
             if !(sensitivity.is_finite() && sensitivity > 0.0) {
@@ -449,7 +455,8 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
             let settings = Settings {
                 sensitivity,
                 period,
-                hold,
+                hold: hold || counts,
+                counts,
                 ..Settings::default()
             };
             let d = detect(&points, &settings).with_context(|| format!("{}", input.display()))?;
@@ -497,7 +504,11 @@ pub async fn quality(global: &Global, cmd: QualityCommand) -> anyhow::Result<Exi
                                 format!("{:.2}", f.expected),
                                 format!("{:.2} .. {:.2}", f.lower, f.upper),
                                 format!("{:+.1}", f.score),
-                                format!("{:?}", f.direction).to_lowercase(),
+                                match f.sustained {
+                                    Some(_) => format!("{:?}, sustained", f.direction),
+                                    None => format!("{:?}", f.direction),
+                                }
+                                .to_lowercase(),
                             ]);
                         }
                         println!("{t}");

@@ -211,6 +211,16 @@ pub enum CheckKind {
         sql: String,
         max_rows: i64,
     },
+    /// Live: a kind of event that stopped arriving on the wall clock while traffic at this
+    /// time of day says it should come (judged each cycle, so an outage is open while it
+    /// lasts). One subject per event kind of the dataset (`raw_events`: every kind).
+    Staleness {
+        #[serde(serialize_with = "iso")]
+        max_silence: Duration,
+        /// Events the same stretch of the day brought in earlier days (median) below which a
+        /// silence is not judged (a quiet hour of a rare kind is no outage).
+        min_expected: f64,
+    },
 }
 
 impl CheckKind {
@@ -227,6 +237,7 @@ impl CheckKind {
             CheckKind::Schema { .. } => "schema",
             CheckKind::Pipeline { .. } => "pipeline",
             CheckKind::CustomSql { .. } => "custom_sql",
+            CheckKind::Staleness { .. } => "staleness",
         }
     }
 
@@ -237,6 +248,7 @@ impl CheckKind {
             self,
             CheckKind::Schema { .. }
                 | CheckKind::Pipeline { .. }
+                | CheckKind::Staleness { .. }
                 | CheckKind::Validity {
                     rule: Rule::NotFuture,
                     ..
@@ -293,7 +305,7 @@ pub struct ChecksFile {
     pub checks: Vec<Check>,
 }
 
-const TYPES: [&str; 11] = [
+const TYPES: [&str; 12] = [
     "freshness",
     "volume",
     "completeness",
@@ -305,6 +317,7 @@ const TYPES: [&str; 11] = [
     "schema",
     "pipeline",
     "custom_sql",
+    "staleness",
 ];
 
 /// Keys every check may have.
@@ -348,6 +361,7 @@ fn type_keys(ty: &str) -> &'static [&'static str] {
         "schema" => &["reasons", "max_rows"],
         "pipeline" => &["jobs", "max_delay", "max_quarantine_rate"],
         "custom_sql" => &["sql", "max_rows"],
+        "staleness" => &["max_silence", "min_expected"],
         _ => &[],
     }
 }
@@ -753,7 +767,10 @@ fn parse_check(
     let clear_after = r.count("clear_after", d.clear_after as i64)?.max(1) as u32;
     let filter = r.string("filter")?;
 
-    let time = if ty == "reconciliation" || ty == "pipeline" || ty == "schema" {
+    let time = if matches!(
+        ty.as_str(),
+        "reconciliation" | "pipeline" | "schema" | "staleness"
+    ) {
         None
     } else {
         match r.string("time")? {
@@ -768,7 +785,10 @@ fn parse_check(
                 }),
         }
     };
-    let windowed = !matches!(ty.as_str(), "pipeline" | "schema" | "reconciliation");
+    let windowed = !matches!(
+        ty.as_str(),
+        "pipeline" | "schema" | "reconciliation" | "staleness"
+    );
     if let Some(col) = &time {
         dataset_column(r, catalog, &dataset, "time", col)?;
         let t = catalog.column_type(&dataset, col).unwrap_or_default();
@@ -1042,6 +1062,32 @@ fn parse_check(
             sql: r.required("sql")?,
             max_rows: r.count("max_rows", 0)?,
         },
+        "staleness" => {
+            if dataset != "raw_events" && event_kind_of(&dataset).is_none() {
+                return Err(r.err(
+                    "dataset",
+                    "staleness checks watch arriving events: use raw_events or a table the ingest role writes",
+                ));
+            }
+            let max_silence = r.duration("max_silence")?.unwrap_or(Duration::minutes(15));
+            if max_silence < Duration::minutes(1) {
+                return Err(r.err(
+                    "max_silence",
+                    format!(
+                        "{} must be at least a minute",
+                        format_iso_duration(max_silence)
+                    ),
+                ));
+            }
+            let min_expected = r.number("min_expected")?.unwrap_or(20.0);
+            if min_expected.is_nan() || min_expected <= 0.0 {
+                return Err(r.err("min_expected", format!("{min_expected} must be above 0")));
+            }
+            CheckKind::Staleness {
+                max_silence,
+                min_expected,
+            }
+        }
         _ => unreachable!("type checked above"),
     };
     let mut after_jobs = after_jobs;

@@ -8,6 +8,7 @@
 use crate::checks::{event_kind_of, Check, CheckKind, Rule, Side};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use heal_model::quality::Severity;
+use heal_model::EventKind;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, Row};
 use std::collections::{BTreeMap, HashMap};
@@ -758,7 +759,7 @@ pub async fn measure_windows(
                 out.push(o);
             }
         }
-        CheckKind::Schema { .. } | CheckKind::Pipeline { .. } => {}
+        CheckKind::Schema { .. } | CheckKind::Pipeline { .. } | CheckKind::Staleness { .. } => {}
     }
     Ok(out)
 }
@@ -1242,8 +1243,147 @@ pub async fn measure_increment(
             out.push(o);
             Ok((out, (cursor.0, Some(cut))))
         }
+        CheckKind::Staleness {
+            max_silence,
+            min_expected,
+        } => {
+            let kinds: Vec<EventKind> = match event_kind_of(&check.dataset) {
+                Some(k) => vec![k],
+                None => EventKind::ALL.to_vec(),
+            };
+            let mut out = Vec::new();
+            for kind in kinds {
+                if let Some(o) =
+                    staleness(conn, check, kind, *max_silence, *min_expected, now).await?
+                {
+                    out.push(o);
+                }
+            }
+            Ok((out, (cursor.0, Some(now))))
+        }
         _ => Ok((vec![], cursor)),
     }
+}
+
+/// Event times this close to the wall clock make a kind's traffic live; older newest events
+/// are history being loaded or replayed, which the windowed checks judge.
+const LIVE_HORIZON: Duration = Duration::days(1);
+
+/// Earlier days whose same stretch of the day says how many events a silence is missing.
+const STALENESS_DAYS: i32 = 7;
+
+/// One kind's silence on the wall clock: how long since its last event was ingested, and how
+/// many events the same stretch of the day brought on earlier days (median). `None` when the
+/// kind never arrived.
+async fn staleness(
+    conn: &mut PgConnection,
+    check: &Check,
+    kind: EventKind,
+    max_silence: Duration,
+    min_expected: f64,
+    now: DateTime<Utc>,
+) -> Result<Option<Observation>, sqlx::Error> {
+    let wire = kind.wire_name();
+    let newest: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT max(occurred_at) FROM raw_events WHERE event_type = $1")
+            .bind(wire)
+            .fetch_one(&mut *conn)
+            .await?;
+    let Some(newest) = newest else {
+        return Ok(None);
+    };
+    let table = kind.table();
+    let mut o = Observation::new(check, newest, now);
+    o.dataset = table.to_string();
+    o.subject = table.to_string();
+    o.threshold = format!(
+        "an event at least every {} while ≥ {min_expected} are expected in that time",
+        heal_model::duration::format_iso_duration(max_silence)
+    );
+    if now - newest > LIVE_HORIZON {
+        o.message = format!(
+            "not live: the newest {wire} happened at {}; history is judged by the windowed checks",
+            newest.format("%Y-%m-%d %H:%M")
+        );
+        return Ok(Some(o));
+    }
+    let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT max(ingested_at) FROM raw_events WHERE event_type = $1 AND occurred_at >= $2",
+    )
+    .bind(wire)
+    .bind(newest - Duration::hours(1))
+    .fetch_one(&mut *conn)
+    .await?;
+    let last = last.unwrap_or(newest).min(now);
+    let silence = now - last;
+    o.window_start = last;
+    if silence < max_silence {
+        o.message = format!(
+            "last {wire} ingested {} s ago",
+            silence.num_seconds().max(0)
+        );
+        return Ok(Some(o));
+    }
+    // How many the last `max_silence` brought on earlier days at this time of day.
+    let counts: Vec<i64> = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM raw_events
+                 WHERE event_type = $1 AND occurred_at >= $2 - d * interval '1 day'
+                   AND occurred_at < $3 - d * interval '1 day')
+         FROM generate_series(1, $4) AS d",
+    )
+    .bind(wire)
+    .bind(now - max_silence)
+    .bind(now)
+    .bind(STALENESS_DAYS)
+    .fetch_all(&mut *conn)
+    .await?;
+    let seen: Vec<f64> = counts
+        .into_iter()
+        .filter(|n| *n > 0)
+        .map(|n| n as f64)
+        .collect();
+    let minutes = silence.num_seconds() as f64 / 60.0;
+    o.data_span = Some((newest, now));
+    o.detail = json!({
+        "silent_secs": silence.num_seconds(),
+        "last_ingested": last,
+        "newest_event": newest,
+        "earlier_days": seen.len(),
+    });
+    if seen.len() < 2 {
+        o.status = Status::Learning;
+        o.message = format!(
+            "no {wire} for {minutes:.0} min; too few earlier days at this time to know if some are due"
+        );
+        return Ok(Some(o));
+    }
+    let mut sorted = seen;
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let expected = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    };
+    o.expected = Some(expected);
+    o.metric = Some(minutes);
+    o.detail["expected_in_max_silence"] = json!(expected);
+    if expected >= min_expected {
+        o.status = Status::Fail;
+        o.message = format!(
+            "no {wire} for {minutes:.0} min while about {expected:.0} arrive in {} at this time of day",
+            heal_model::duration::format_iso_duration(max_silence)
+        );
+        o.sample =
+            vec![json!({ "event_type": wire, "last_ingested": last, "newest_event": newest })];
+    } else {
+        o.metric = None;
+        o.message = format!(
+            "no {wire} for {minutes:.0} min, but only about {expected:.0} are usual in {} at this time of day",
+            heal_model::duration::format_iso_duration(max_silence)
+        );
+    }
+    Ok(Some(o))
 }
 
 fn refused_observation(

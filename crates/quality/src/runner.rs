@@ -292,7 +292,7 @@ impl Quality {
         }
         // Retention: results older than RETENTION behind the newest judged window (event
         // time for windowed checks, wall time for incremental ones) go; the anomaly baseline
-        // reads 9 days back at most.
+        // reads 22 days back at most (volume: three weeks for the weekday profile).
         let newest = if check.kind.incremental() {
             Some(now)
         } else {
@@ -451,13 +451,22 @@ async fn judge_anomalies(
         return Ok(());
     };
     let steps_per_day = (Duration::days(1).num_seconds() / check.every.num_seconds()) as usize;
+    // Volumes are counts: judged on a log scale, with sustained shifts accumulated and a
+    // weekday profile, which needs three earlier weeks of history.
+    let counts = matches!(check.kind, crate::checks::CheckKind::Volume { .. });
     let settings = Settings {
         sensitivity,
         period: (steps_per_day >= 2).then_some(steps_per_day),
         hold: true,
+        counts,
         ..Settings::default()
     };
-    let span = check.every * (steps_per_day * (settings.window_cycles + 1)) as i32;
+    let cycles = if counts {
+        7 * WEEKDAY_HISTORY_WEEKS + 1
+    } else {
+        settings.window_cycles + 1
+    };
+    let span = check.every * (steps_per_day * cycles) as i32;
     let history: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(
         "SELECT window_end, metric FROM quality_results
          WHERE check_name = $1 AND window_end < $2 AND window_end >= $3 AND metric IS NOT NULL
@@ -527,20 +536,34 @@ async fn judge_anomalies(
                 }
                 o.threshold
                     .push_str(&format!("seasonal band, sensitivity {sensitivity}"));
-                o.detail["anomaly"] = json!({ "score": f.score, "direction": f.direction });
+                o.detail["anomaly"] = json!({
+                    "score": f.score,
+                    "direction": f.direction,
+                    "sustained": f.sustained,
+                });
                 if o.status != Status::Fail {
                     o.status = Status::Fail;
-                    o.message = format!(
-                        "{} {:.1}: {} (score {:.1})",
-                        match f.direction {
-                            Dir::Spike => "spike to",
-                            Dir::Drop => "drop to",
-                            Dir::Flat => "stuck at",
-                        },
-                        f.value,
-                        band,
-                        f.score
-                    );
+                    o.message = match f.sustained {
+                        Some(evidence) => format!(
+                            "sustained {} at {:.1}: {} (score {:.1}, accumulated over consecutive windows {:.1})",
+                            if evidence > 0.0 { "rise" } else { "fall" },
+                            f.value,
+                            band,
+                            f.score,
+                            evidence
+                        ),
+                        None => format!(
+                            "{} {:.1}: {} (score {:.1})",
+                            match f.direction {
+                                Dir::Spike => "spike to",
+                                Dir::Drop => "drop to",
+                                Dir::Flat => "stuck at",
+                            },
+                            f.value,
+                            band,
+                            f.score
+                        ),
+                    };
                 } else {
                     o.message.push_str(&format!("; {band}"));
                 }
@@ -551,6 +574,10 @@ async fn judge_anomalies(
     }
     Ok(())
 }
+
+/// Weeks of history a volume check's judgement reads beyond the window judged: the weekday
+/// profile averages up to three earlier weeks.
+const WEEKDAY_HISTORY_WEEKS: usize = 3;
 
 /// A passing increment in which nothing was found.
 fn quiet(o: &Observation) -> bool {

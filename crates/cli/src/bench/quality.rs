@@ -1,7 +1,8 @@
 //! `heal bench quality`: how sensitive the shipped checks are, and what a check cycle costs.
 //!
 //! 1. Sensitivity: every fault kind's scenario file, at its own (high) intensity and at a low
-//!    one, with four more days of clean history before the fault, ingested into a fresh
+//!    one (volume faults also sustained: an 18 % drop for 6 hours, a ×1.5 spike for 3 hours;
+//!    and a halving or doubling for one hour), with four more days of clean history before the fault, ingested into a fresh
 //!    database; one check cycle; was the fault caught by the check meant for it, on the right
 //!    dataset, and how long after the fault began (simulated time) and after the data landed
 //!    (the cycle's wall time).
@@ -123,13 +124,15 @@ pub async fn run(global: &Global, args: QualityBenchArgs) -> anyhow::Result<Exit
 }
 
 /// The scenario file of `kind` with its fault moved `EXTRA_DAYS` later, cut three hours after
-/// the fault (plus the delay of late events), at `low` or its own intensity.
+/// the fault (plus the delay of late events), at `intensity`: `high` (its own), `low`,
+/// `sustained`, `halved` or `doubled`.
 fn scenario(
     dir: &std::path::Path,
     kind: FaultKind,
     per_day: f64,
-    low: bool,
+    intensity: &str,
 ) -> anyhow::Result<(Scenario, String)> {
+    let low = intensity == "low";
     let path = dir.join(format!("{kind}.toml"));
     let mut s = Scenario::load(&path).with_context(|| format!("{}", path.display()))?;
     s.events_per_day = per_day;
@@ -145,6 +148,27 @@ fn scenario(
                 FaultAction::SourceOutage => f.duration = Duration::minutes(30),
                 _ => f.rate = (f.rate * 0.2).max(0.01),
             }
+        }
+        // Volume shifts that no single hour shows clearly, and the halving and doubling
+        // that the first hourly window must show.
+        match (intensity, &mut f.action) {
+            ("sustained", FaultAction::VolumeSpike { factor }) => {
+                *factor = 1.5;
+                f.duration = Duration::hours(3);
+            }
+            ("sustained", _) => {
+                f.rate = 0.18;
+                f.duration = Duration::hours(6);
+            }
+            ("halved", _) => {
+                f.rate = 0.5;
+                f.duration = Duration::hours(1);
+            }
+            ("doubled", FaultAction::VolumeSpike { factor }) => {
+                *factor = 2.0;
+                f.duration = Duration::hours(1);
+            }
+            _ => {}
         }
         words.push(match &f.action {
             FaultAction::VolumeSpike { factor } => format!("×{factor} for {}", human(f.duration)),
@@ -250,9 +274,13 @@ async fn measure(args: &QualityBenchArgs, server: &mut Server) -> anyhow::Result
     };
     let mut detections = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {
-        for low in [false, true] {
-            let intensity = if low { "low" } else { "high" };
-            let (s, fault) = scenario(&args.scenarios, *kind, args.events_per_day, low)?;
+        let intensities: &[&'static str] = match kind {
+            FaultKind::VolumeDrop => &["high", "low", "sustained", "halved"],
+            FaultKind::VolumeSpike => &["high", "low", "sustained", "doubled"],
+            _ => &["high", "low"],
+        };
+        for &intensity in intensities {
+            let (s, fault) = scenario(&args.scenarios, *kind, args.events_per_day, intensity)?;
             phase(&format!("{kind} ({intensity}: {fault})"));
             let name = format!("heal_bench_quality_{stamp}_{i}_{intensity}");
             let (_, db) = server.create(&name).await?;
