@@ -211,6 +211,21 @@ pub enum CheckKind {
         sql: String,
         max_rows: i64,
     },
+    /// Two streams judged together: rows of the dataset per row of `of` in each window,
+    /// against that ratio over the `baseline` before the window. The numerator is taken as
+    /// Poisson around `ratio · rows of of` with the over-dispersion the baseline's own windows
+    /// show; a score beyond `sensitivity` fails (orders up while payments stay flat, even when
+    /// each stream is inside its own band).
+    Relation {
+        of: String,
+        of_time: String,
+        of_filter: Option<String>,
+        #[serde(serialize_with = "iso")]
+        baseline: Duration,
+        /// Rows of `of` a window needs to be judged.
+        min_rows: i64,
+        sensitivity: f64,
+    },
     /// Live: a kind of event that stopped arriving on the wall clock while traffic at this
     /// time of day says it should come (judged each cycle, so an outage is open while it
     /// lasts). One subject per event kind of the dataset (`raw_events`: every kind).
@@ -238,6 +253,7 @@ impl CheckKind {
             CheckKind::Pipeline { .. } => "pipeline",
             CheckKind::CustomSql { .. } => "custom_sql",
             CheckKind::Staleness { .. } => "staleness",
+            CheckKind::Relation { .. } => "relation",
         }
     }
 
@@ -305,7 +321,7 @@ pub struct ChecksFile {
     pub checks: Vec<Check>,
 }
 
-const TYPES: [&str; 12] = [
+const TYPES: [&str; 13] = [
     "freshness",
     "volume",
     "completeness",
@@ -318,6 +334,7 @@ const TYPES: [&str; 12] = [
     "pipeline",
     "custom_sql",
     "staleness",
+    "relation",
 ];
 
 /// Keys every check may have.
@@ -362,6 +379,7 @@ fn type_keys(ty: &str) -> &'static [&'static str] {
         "pipeline" => &["jobs", "max_delay", "max_quarantine_rate"],
         "custom_sql" => &["sql", "max_rows"],
         "staleness" => &["max_silence", "min_expected"],
+        "relation" => &["of", "of_time", "of_filter", "baseline", "min_rows"],
         _ => &[],
     }
 }
@@ -745,10 +763,10 @@ fn parse_check(
             ),
         ));
     }
-    let default_window = if ty == "distribution" {
-        Duration::hours(6).max(every)
-    } else {
-        every
+    let default_window = match ty.as_str() {
+        "distribution" => Duration::hours(6).max(every),
+        "relation" => Duration::hours(3).max(every),
+        _ => every,
     };
     let window = r.duration("window")?.unwrap_or(default_window);
     if window < every || window.num_seconds() % every.num_seconds() != 0 {
@@ -1062,6 +1080,45 @@ fn parse_check(
             sql: r.required("sql")?,
             max_rows: r.count("max_rows", 0)?,
         },
+        "relation" => {
+            let of = r.required("of")?;
+            if !catalog.tables.contains_key(&of) {
+                return Err(r.err("of", format!("unknown dataset {of:?}")));
+            }
+            let of_time = match r.string("of_time")? {
+                Some(col) => col,
+                None => default_time_column(&of)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        r.err(
+                            "of_time",
+                            format!("{of} has no known event-time column: name one"),
+                        )
+                    })?,
+            };
+            dataset_column(r, catalog, &of, "of_time", &of_time)?;
+            for (key, table, col) in [
+                ("time", &dataset, time.as_deref().unwrap_or_default()),
+                ("of_time", &of, of_time.as_str()),
+            ] {
+                let t = catalog.column_type(table, col).unwrap_or_default();
+                if !is_time_type(t) || t == "date" {
+                    return Err(r.err(
+                        key,
+                        format!("{col} is a {t}: relation checks cut windows from timestamps"),
+                    ));
+                }
+            }
+            let min_rows = r.count("min_rows", 30)?.max(1);
+            CheckKind::Relation {
+                of,
+                of_time,
+                of_filter: r.string("of_filter")?,
+                baseline: r.duration("baseline")?.unwrap_or(Duration::days(7)),
+                min_rows,
+                sensitivity,
+            }
+        }
         "staleness" => {
             if dataset != "raw_events" && event_kind_of(&dataset).is_none() {
                 return Err(r.err(
@@ -1265,6 +1322,46 @@ mod tests {
 
         let e = err("[[check]]\ntype = \"volume\"\n");
         assert_eq!((e.check.as_deref(), e.key.as_str()), (Some("#1"), "name"));
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"relation\"\ndataset = \"payments\"\nof = \"orderz\"\n");
+        assert_eq!(e.key, "of");
+        assert!(e.message.contains("orderz"), "{e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"relation\"\ndataset = \"payments\"\nof = \"daily_revenue\"\n");
+        assert_eq!(e.key, "of_time", "a date cannot be cut into hours: {e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"staleness\"\ndataset = \"daily_revenue\"\n");
+        assert_eq!(e.key, "dataset", "only arriving events: {e}");
+
+        let e = err("[[check]]\nname = \"x\"\ntype = \"staleness\"\ndataset = \"orders\"\nmax_silence = \"PT10S\"\n");
+        assert_eq!(e.key, "max_silence");
+        assert!(e.message.contains("PT10S"), "{e}");
+    }
+
+    #[test]
+    fn relation_and_staleness_checks_load_with_their_defaults() {
+        let f = ChecksFile::parse(
+            "[[check]]\nname = \"r\"\ntype = \"relation\"\ndataset = \"payments\"\nof = \"orders\"\n\
+             [[check]]\nname = \"s\"\ntype = \"staleness\"\ndataset = \"orders\"\n",
+            "checks.toml",
+            &catalog(),
+        )
+        .unwrap();
+        let r = f.get("r").unwrap();
+        assert_eq!(r.window, Duration::hours(3));
+        assert_eq!(r.time.as_deref(), Some("processed_at"));
+        assert!(matches!(
+            &r.kind,
+            CheckKind::Relation { of, of_time, min_rows: 30, sensitivity, .. }
+                if of == "orders" && of_time == "placed_at" && *sensitivity == 5.0
+        ));
+        let s = f.get("s").unwrap();
+        assert!(s.kind.incremental() && s.time.is_none());
+        assert!(matches!(
+            s.kind,
+            CheckKind::Staleness { max_silence, min_expected }
+                if max_silence == Duration::minutes(15) && min_expected == 20.0
+        ));
     }
 
     #[test]

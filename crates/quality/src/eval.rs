@@ -290,6 +290,70 @@ pub async fn measure_windows(
                 out.push(o);
             }
         }
+        CheckKind::Relation {
+            of,
+            of_time,
+            of_filter,
+            baseline,
+            min_rows,
+            sensitivity,
+        } => {
+            let src = src.expect("windowed");
+            let of_src = Source::new(of, of_time, false, check.every, of_filter.as_deref());
+            let start = from - *baseline;
+            let num = per_step(conn, &src, "count(*)::float8", start, to).await?;
+            let den = per_step(conn, &of_src, "count(*)::float8", start, to).await?;
+            for end in &plan.ends {
+                let mut o = Observation::new(check, *end - check.window, *end);
+                let judged = relation(
+                    &num,
+                    &den,
+                    *end,
+                    check,
+                    *baseline,
+                    *min_rows as f64,
+                    *sensitivity,
+                );
+                o.threshold = format!(
+                    "{} per {of} within {sensitivity} noise units of the ratio over the {} before",
+                    check.dataset,
+                    heal_model::duration::format_iso_duration(*baseline)
+                );
+                let (left, right) = (judged.left, judged.right);
+                o.detail = json!({ "rows": left, "of_rows": right });
+                match judged.verdict {
+                    None => {
+                        o.status = Status::Learning;
+                        o.message = format!(
+                            "{left} {} per {right} {of}: too few rows here or in the baseline to judge",
+                            check.dataset
+                        );
+                    }
+                    Some(v) => {
+                        o.metric = Some(left / right);
+                        o.expected = Some(v.ratio);
+                        o.lower = Some(v.lower);
+                        o.upper = Some(v.upper);
+                        o.detail["baseline_ratio"] = json!(v.ratio);
+                        o.detail["dispersion"] = json!(v.dispersion);
+                        o.detail["score"] = json!(v.score);
+                        o.message = format!(
+                            "{left} {} per {right} {of} (ratio {:.3}; {:.3} over the baseline, band {:.3} … {:.3}, score {:+.1})",
+                            check.dataset,
+                            left / right,
+                            v.ratio,
+                            v.lower,
+                            v.upper,
+                            v.score
+                        );
+                        if v.score.abs() > *sensitivity {
+                            o.status = Status::Fail;
+                        }
+                    }
+                }
+                out.push(o);
+            }
+        }
         CheckKind::Freshness { max_age } => {
             let src = src.expect("windowed");
             let time = check.time.as_deref().expect("windowed");
@@ -943,6 +1007,91 @@ async fn side_per_step(
         filter: side.filter.as_deref().map(|f| format!(" AND ({f})")).unwrap_or_default(),
     };
     per_step(conn, &src, &format!("({})::float8", side.value), from, to).await
+}
+
+/// Rows of the denominator a baseline window needs to measure the dispersion.
+const RELATION_DISPERSION_ROWS: f64 = 5.0;
+
+/// A relation check's window: its rows, and the judgement when there is one.
+struct RelationWindow {
+    left: f64,
+    right: f64,
+    verdict: Option<RelationVerdict>,
+}
+
+struct RelationVerdict {
+    /// The ratio over the baseline.
+    ratio: f64,
+    /// Variance of the numerator over its Poisson variance, measured on the baseline's own
+    /// windows (at least 1).
+    dispersion: f64,
+    score: f64,
+    lower: f64,
+    upper: f64,
+}
+
+/// Judges the window ending at `end` of a relation check: the numerator against
+/// `ratio · denominator`, where `ratio` is the baseline's, in units of
+/// `sqrt(dispersion · ratio · denominator)`. The dispersion is the median squared score of the
+/// baseline's own windows over that of a Poisson count (0.455); it
+/// takes 8 such windows (of at least [`RELATION_DISPERSION_ROWS`]) to judge.
+fn relation(
+    num: &BTreeMap<i64, f64>,
+    den: &BTreeMap<i64, f64>,
+    end: DateTime<Utc>,
+    check: &Check,
+    baseline: Duration,
+    min_rows: f64,
+    sensitivity: f64,
+) -> RelationWindow {
+    let sum = |m: &BTreeMap<i64, f64>, from: DateTime<Utc>, to: DateTime<Utc>| -> f64 {
+        m.range(bucket_of(from, check.every)..bucket_of(to, check.every))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let start = end - check.window;
+    let (left, right) = (sum(num, start, end), sum(den, start, end));
+    let mut out = RelationWindow {
+        left,
+        right,
+        verdict: None,
+    };
+    let (bl, br) = (
+        sum(num, start - baseline, start),
+        sum(den, start - baseline, start),
+    );
+    if right < min_rows || br < 10.0 * min_rows || bl <= 0.0 {
+        return out;
+    }
+    let ratio = bl / br;
+    // The baseline's own windows, back to back.
+    let mut squares: Vec<f64> = Vec::new();
+    let mut e = start;
+    while e - check.window >= start - baseline {
+        let (l, r) = (sum(num, e - check.window, e), sum(den, e - check.window, e));
+        // Quiet windows measure the dispersion too (not judged, they have too few rows).
+        if r >= RELATION_DISPERSION_ROWS {
+            let mean = ratio * r;
+            squares.push((l - mean).powi(2) / mean);
+        }
+        e -= check.window;
+    }
+    if squares.len() < 8 {
+        return out;
+    }
+    squares.sort_by(f64::total_cmp);
+    let median = squares[squares.len() / 2];
+    let dispersion = (median / 0.455).max(1.0);
+    let mean = ratio * right;
+    let spread = (dispersion * mean).sqrt();
+    out.verdict = Some(RelationVerdict {
+        ratio,
+        dispersion,
+        score: (left - mean) / spread,
+        lower: ((mean - sensitivity * spread) / right).max(0.0),
+        upper: (mean + sensitivity * spread) / right,
+    });
+    out
 }
 
 /// Up to [`SAMPLE_ROWS`] rows of the window matching `cond`, as JSON (bulky payload columns

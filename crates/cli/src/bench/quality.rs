@@ -133,13 +133,18 @@ fn scenario(
     intensity: &str,
 ) -> anyhow::Result<(Scenario, String)> {
     let low = intensity == "low";
+    // Accumulated evidence counts once the fault's weekday has a profile: a week more.
+    let extra = match intensity {
+        "sustained" | "halved" | "doubled" => EXTRA_DAYS + 7,
+        _ => EXTRA_DAYS,
+    };
     let path = dir.join(format!("{kind}.toml"));
     let mut s = Scenario::load(&path).with_context(|| format!("{}", path.display()))?;
     s.events_per_day = per_day;
     let mut end = Duration::zero();
     let mut words = Vec::new();
     for f in &mut s.faults {
-        f.start += Duration::days(EXTRA_DAYS);
+        f.start += Duration::days(extra);
         if low {
             match &mut f.action {
                 FaultAction::VolumeSpike { factor } => *factor = 1.5,
