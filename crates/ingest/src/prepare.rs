@@ -50,6 +50,7 @@ impl Ingestor {
         let mut first_by_id: HashMap<String, usize> = HashMap::new();
         let current = self.watermarks.lock().expect("watermark lock").clone();
         let mappings = self.mappings();
+        let mut candidates = Vec::with_capacity(items.len());
         for (index, item) in items.iter().enumerate() {
             let (event, mapped) = match decode_mapped(&item.payload, &mappings) {
                 Ok(decoded) => decoded,
@@ -79,6 +80,24 @@ impl Ingestor {
                 });
                 continue;
             }
+            candidates.push((index, item, event, mapped));
+        }
+        // Where each stream's batch body ends: events far ahead of it do not move watermarks.
+        let mut times: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+        for (_, item, event, _) in &candidates {
+            times
+                .entry(stream_name(source, item.partition))
+                .or_default()
+                .push(event.occurred_at);
+        }
+        let ceilings: HashMap<String, DateTime<Utc>> = times
+            .into_iter()
+            .map(|(stream, mut t)| {
+                let ceiling = body_end(&mut t, self.settings.allowed_lateness);
+                (stream, ceiling)
+            })
+            .collect();
+        for (index, item, event, mapped) in candidates {
             if let Some(&at) = first_by_id.get(&event.event_id) {
                 out.accepted[at].copies += 1;
                 continue;
@@ -99,7 +118,11 @@ impl Ingestor {
             };
             let late =
                 newest.is_some_and(|w| event.occurred_at < w - self.settings.allowed_lateness);
-            if newest.is_none_or(|w| event.occurred_at > w) && *source != Source::Replay {
+            let in_body = ceilings
+                .get(&stream)
+                .is_none_or(|c| event.occurred_at <= *c);
+            if newest.is_none_or(|w| event.occurred_at > w) && in_body && *source != Source::Replay
+            {
                 out.watermarks.insert(stream, event.occurred_at);
             }
             // Decoding succeeded, so the payload is valid UTF-8.
@@ -116,4 +139,19 @@ impl Ingestor {
         }
         out
     }
+}
+
+/// The newest time of a batch's body for one stream: from the median event time upward, as
+/// long as each next time is within `gap` of the one before. A few events stamped far ahead
+/// of the rest (a device clock a day off) end up beyond it.
+fn body_end(times: &mut [DateTime<Utc>], gap: chrono::Duration) -> DateTime<Utc> {
+    times.sort_unstable();
+    let mut end = times[times.len() / 2];
+    for t in &times[times.len() / 2..] {
+        if *t - end > gap {
+            break;
+        }
+        end = *t;
+    }
+    end
 }

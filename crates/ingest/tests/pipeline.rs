@@ -352,3 +352,44 @@ async fn consumer_resumes_from_offsets_stored_with_the_rows() {
         t.finish().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_few_events_stamped_far_ahead_do_not_move_the_watermark() {
+    for backend in backends() {
+        let t = TestDb::new(&backend).await;
+        let pool = t.pool().clone();
+        let ingestor = Ingestor::new(pool.clone(), Settings::default())
+            .await
+            .unwrap();
+        // Twenty orders within an hour, and three whose device clock is a day ahead.
+        let mut payloads: Vec<Vec<u8>> = (0..20)
+            .map(|i| {
+                let mut o = order(&format!("n{i}"), 10, 100, "USD");
+                o.occurred_at += Duration::minutes(3 * i);
+                bytes(&o, SchemaVersion::V2)
+            })
+            .collect();
+        payloads.extend(
+            (0..3).map(|i| bytes(&order(&format!("f{i}"), 34, 100, "USD"), SchemaVersion::V2)),
+        );
+        let out = ingestor
+            .ingest(&Source::Http, http(payloads))
+            .await
+            .unwrap();
+        assert_eq!((out.inserted, out.late), (23, 0), "{backend}");
+        let watermark: DateTime<Utc> =
+            sqlx::query_scalar("SELECT max(max_event_time) FROM stream_watermarks")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(watermark, at(10) + Duration::minutes(57), "{backend}");
+        // The next on-time events are on time.
+        let next = http(
+            (0..5)
+                .map(|i| bytes(&order(&format!("m{i}"), 11, 100, "USD"), SchemaVersion::V2))
+                .collect(),
+        );
+        let out = ingestor.ingest(&Source::Http, next).await.unwrap();
+        assert_eq!((out.inserted, out.late), (5, 0), "{backend}");
+    }
+}
