@@ -300,14 +300,23 @@ async fn measure(args: &QualityBenchArgs, server: &mut Server) -> anyhow::Result
             let cycle_ms = started.elapsed().as_millis() as u64;
             let (check, dataset) = heal_quality::checks::catching(*kind)
                 .ok_or_else(|| anyhow::anyhow!("no check catches {kind}"))?;
+            let start = truth.first().map(|t| t.window_start);
+            // A condition of the catching check that ended before the fault began is no
+            // detection of it (a false alarm in the history before, listed as such).
+            let before = |e: &heal_model::quality::FailureEvent| {
+                start.is_some_and(|s| e.window_end <= s)
+                    && !matches!(e.check_type.as_str(), "schema" | "pipeline" | "validity")
+            };
             let hit = report.events.iter().find(|e| {
-                e.change == ConditionChange::Opened && e.check == check && e.dataset == dataset
+                e.change == ConditionChange::Opened
+                    && e.check == check
+                    && e.dataset == dataset
+                    && !before(e)
             });
             let windowed = !matches!(
                 hit.map(|h| h.check_type.as_str()),
                 Some("schema" | "pipeline")
             ) && check != "sessions_timestamps";
-            let start = truth.first().map(|t| t.window_start);
             let delay_sim_min = match (hit, start) {
                 (Some(h), Some(s)) if windowed => {
                     Some((h.window_end - s).num_seconds() as f64 / 60.0)
@@ -317,8 +326,14 @@ async fn measure(args: &QualityBenchArgs, server: &mut Server) -> anyhow::Result
             let mut also: Vec<String> = report
                 .events
                 .iter()
-                .filter(|e| e.change == ConditionChange::Opened && e.check != check)
-                .map(|e| e.check.clone())
+                .filter(|e| e.change == ConditionChange::Opened && (e.check != check || before(e)))
+                .map(|e| {
+                    if before(e) {
+                        format!("{} (before the fault)", e.check)
+                    } else {
+                        e.check.clone()
+                    }
+                })
                 .collect();
             also.sort();
             also.dedup();
