@@ -348,6 +348,21 @@ pub async fn measure_windows(
                         );
                         if v.score.abs() > *sensitivity {
                             o.status = Status::Fail;
+                            // The failure belongs to the side that moved from its own usual
+                            // level (sessions missing make orders per session rise).
+                            if let (Some(l), Some(r)) = (v.left_change, v.right_change) {
+                                if r.abs() > l.abs() {
+                                    o.dataset = of.clone();
+                                }
+                                let pct = |x: f64| (x.exp() - 1.0) * 100.0;
+                                o.message.push_str(&format!(
+                                    "; against the same hours of the days before: {} {:+.0} %, {of} {:+.0} %",
+                                    check.dataset,
+                                    pct(l),
+                                    pct(r)
+                                ));
+                                o.detail["moved"] = json!(o.dataset);
+                            }
                         }
                     }
                 }
@@ -1028,6 +1043,10 @@ struct RelationVerdict {
     score: f64,
     lower: f64,
     upper: f64,
+    /// Each side's window against the median of the same hours on the baseline's days, as a
+    /// log ratio: which side moved.
+    left_change: Option<f64>,
+    right_change: Option<f64>,
 }
 
 /// Judges the window ending at `end` of a relation check: the numerator against
@@ -1084,12 +1103,27 @@ fn relation(
     let dispersion = (median / 0.455).max(1.0);
     let mean = ratio * right;
     let spread = (dispersion * mean).sqrt();
+    // Each side against the same hours of the earlier days of the baseline: which one moved.
+    let change = |m: &BTreeMap<i64, f64>, now: f64| {
+        let mut before: Vec<f64> = (1..=baseline.num_days())
+            .map(|k| sum(m, start - Duration::days(k), end - Duration::days(k)))
+            .filter(|v| *v > 0.0)
+            .collect();
+        if before.is_empty() {
+            return None;
+        }
+        before.sort_by(f64::total_cmp);
+        let usual = before[before.len() / 2];
+        Some(((now + 1.0) / (usual + 1.0)).ln())
+    };
     out.verdict = Some(RelationVerdict {
         ratio,
         dispersion,
         score: (left - mean) / spread,
         lower: ((mean - sensitivity * spread) / right).max(0.0),
         upper: (mean + sensitivity * spread) / right,
+        left_change: change(num, left),
+        right_change: change(den, right),
     });
     out
 }

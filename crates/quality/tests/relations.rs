@@ -73,6 +73,8 @@ async fn orders_up_with_payments_flat_break_their_relation() {
         fault.window_end
     );
     assert!(hit.message.contains("per"), "{}", hit.message);
+    // The failure names the side that moved: orders, not payments.
+    assert_eq!(hit.dataset, "orders", "{}", hit.message);
     // Each stream alone stays inside its own band.
     for alone in ["orders_volume", "payments_volume"] {
         assert_eq!(
