@@ -205,7 +205,13 @@ fn bucket_of(t: DateTime<Utc>, step: Duration) -> i64 {
 fn window_sum(per_step: &BTreeMap<i64, f64>, end: DateTime<Utc>, check: &Check) -> f64 {
     let hi = bucket_of(end, check.every);
     let lo = bucket_of(end - check.window, check.every);
-    per_step.range(lo..hi).map(|(_, v)| v).sum()
+    total(per_step.range(lo..hi).map(|(_, v)| v))
+}
+
+/// The sum of `values`, 0 (not −0, which an empty float sum is and which reads "-0 rows")
+/// when there are none.
+fn total<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+    values.sum::<f64>() + 0.0
 }
 
 async fn first_row(
@@ -1064,9 +1070,10 @@ fn relation(
     sensitivity: f64,
 ) -> RelationWindow {
     let sum = |m: &BTreeMap<i64, f64>, from: DateTime<Utc>, to: DateTime<Utc>| -> f64 {
-        m.range(bucket_of(from, check.every)..bucket_of(to, check.every))
-            .map(|(_, v)| v)
-            .sum()
+        total(
+            m.range(bucket_of(from, check.every)..bucket_of(to, check.every))
+                .map(|(_, v)| v),
+        )
     };
     let start = end - check.window;
     let (left, right) = (sum(num, start, end), sum(den, start, end));
@@ -1719,6 +1726,14 @@ mod tests {
         assert_eq!(event_table(br#"{"event_type":"NOPE"}"#), None);
         assert_eq!(event_table(b"\x00\x01garbage"), None);
         assert_eq!(event_table(br#"[1, 2]"#), None);
+    }
+
+    #[test]
+    fn an_empty_window_sums_to_plus_zero() {
+        let n = total([].iter());
+        assert!(n == 0.0 && n.is_sign_positive(), "{n}");
+        assert_eq!(format!("{n} rows"), "0 rows");
+        assert_eq!(total([1.5, 2.0].iter()), 3.5);
     }
 
     #[test]
