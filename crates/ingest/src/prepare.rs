@@ -4,7 +4,7 @@
 use crate::{Incoming, Ingestor, Source};
 use chrono::{DateTime, Utc};
 use heal_model::{decode_mapped, CanonicalEvent, ReasonCode};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// An event that will be written (its first occurrence in the batch).
 #[derive(Debug)]
@@ -82,22 +82,20 @@ impl Ingestor {
             }
             candidates.push((index, item, event, mapped));
         }
-        // Where each stream's batch body ends: events far ahead of it do not move watermarks.
-        let mut times: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
-        for (_, item, event, _) in &candidates {
-            times
+        // Events far ahead of the ones delivered after them on their stream (a device clock a
+        // day off) do not move watermarks.
+        let mut by_stream: HashMap<String, Vec<(usize, DateTime<Utc>)>> = HashMap::new();
+        for (n, (_, item, event, _)) in candidates.iter().enumerate() {
+            by_stream
                 .entry(stream_name(source, item.partition))
                 .or_default()
-                .push(event.occurred_at);
+                .push((n, event.occurred_at));
         }
-        let ceilings: HashMap<String, DateTime<Utc>> = times
-            .into_iter()
-            .map(|(stream, mut t)| {
-                let ceiling = body_end(&mut t, self.settings.allowed_lateness);
-                (stream, ceiling)
-            })
+        let ahead: HashSet<usize> = by_stream
+            .values()
+            .flat_map(|events| far_ahead(events, self.settings.allowed_lateness))
             .collect();
-        for (index, item, event, mapped) in candidates {
+        for (n, (index, item, event, mapped)) in candidates.into_iter().enumerate() {
             if let Some(&at) = first_by_id.get(&event.event_id) {
                 out.accepted[at].copies += 1;
                 continue;
@@ -118,9 +116,7 @@ impl Ingestor {
             };
             let late =
                 newest.is_some_and(|w| event.occurred_at < w - self.settings.allowed_lateness);
-            let in_body = ceilings
-                .get(&stream)
-                .is_none_or(|c| event.occurred_at <= *c);
+            let in_body = !ahead.contains(&n);
             if newest.is_none_or(|w| event.occurred_at > w) && in_body && *source != Source::Replay
             {
                 out.watermarks.insert(stream, event.occurred_at);
@@ -141,17 +137,33 @@ impl Ingestor {
     }
 }
 
-/// The newest time of a batch's body for one stream: from the median event time upward, as
-/// long as each next time is within `gap` of the one before. A few events stamped far ahead
-/// of the rest (a device clock a day off) end up beyond it.
-fn body_end(times: &mut [DateTime<Utc>], gap: chrono::Duration) -> DateTime<Utc> {
-    times.sort_unstable();
-    let mut end = times[times.len() / 2];
-    for t in &times[times.len() / 2..] {
-        if *t - end > gap {
-            break;
+/// The events (their positions) of one stream's batch, in delivery order, that are far ahead
+/// of what was delivered around them: more than `gap` after the median time of the next
+/// [`NEIGHBOURS`] events (at the end of the batch, of the ones before). A source resuming after
+/// an outage is followed by more of the same time and stays; a device clock a day ahead is
+/// followed by ordinary events and is left out.
+fn far_ahead(events: &[(usize, DateTime<Utc>)], gap: chrono::Duration) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (k, (n, t)) in events.iter().enumerate() {
+        let mut around: Vec<DateTime<Utc>> = events[k + 1..]
+            .iter()
+            .take(NEIGHBOURS)
+            .map(|(_, t)| *t)
+            .collect();
+        if around.len() < NEIGHBOURS {
+            let need = NEIGHBOURS - around.len();
+            around.extend(events[..k].iter().rev().take(need).map(|(_, t)| *t));
         }
-        end = *t;
+        if around.is_empty() {
+            continue;
+        }
+        around.sort_unstable();
+        if *t - around[around.len() / 2] > gap {
+            out.push(*n);
+        }
     }
-    end
+    out
 }
+
+/// Events delivered after (or before) one that judge whether it is far ahead.
+const NEIGHBOURS: usize = 5;

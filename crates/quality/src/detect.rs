@@ -560,13 +560,19 @@ impl Cusum {
     }
 }
 
-/// The weekday's own distance from the daily baseline: the mean over up to
-/// [`WEEKDAY_WEEKS`] earlier weeks of that weekday's learned points' distance (a week counts
-/// when half its day was learned); `None` before that.
-fn weekday_offset(from_daily: &[Option<f64>], i: usize, day: usize) -> Option<f64> {
+/// The mean distance from the daily baseline of whole earlier days: the day of `i` moved back
+/// by `stride` days, `count` times (days with half their points learned; older than the grid:
+/// none).
+fn day_means(
+    from_daily: &[Option<f64>],
+    i: usize,
+    day: usize,
+    stride: usize,
+    count: usize,
+) -> Vec<f64> {
     let day_start = i - i % day;
-    let means: Vec<f64> = (1..=WEEKDAY_WEEKS)
-        .map_while(|k| day_start.checked_sub(7 * day * k))
+    (1..=count)
+        .map_while(|k| day_start.checked_sub(stride * day * k))
         .filter_map(|from| {
             let xs: Vec<f64> = from_daily[from..from + day]
                 .iter()
@@ -575,25 +581,21 @@ fn weekday_offset(from_daily: &[Option<f64>], i: usize, day: usize) -> Option<f6
                 .collect();
             (xs.len() * 2 >= day).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
         })
-        .collect();
+        .collect()
+}
+
+/// The weekday's own distance from the daily baseline: the mean over up to
+/// [`WEEKDAY_WEEKS`] earlier weeks of that weekday's learned points' distance; `None` before
+/// that.
+fn weekday_offset(from_daily: &[Option<f64>], i: usize, day: usize) -> Option<f64> {
+    let means = day_means(from_daily, i, day, 7, WEEKDAY_WEEKS);
     (!means.is_empty()).then(|| means.iter().sum::<f64>() / means.len() as f64)
 }
 
 /// The root mean square of the mean distances from the daily baseline of the (up to seven)
-/// whole days before the one of `i` (days with half their points learned); 0 without any.
+/// whole days before the one of `i`; 0 without any.
 fn day_spread(from_daily: &[Option<f64>], i: usize, day: usize) -> f64 {
-    let day_start = i - i % day;
-    let means: Vec<f64> = (1..=7)
-        .map_while(|k| day_start.checked_sub(day * k))
-        .filter_map(|from| {
-            let xs: Vec<f64> = from_daily[from..from + day]
-                .iter()
-                .flatten()
-                .copied()
-                .collect();
-            (xs.len() * 2 >= day).then(|| xs.iter().sum::<f64>() / xs.len() as f64)
-        })
-        .collect();
+    let means = day_means(from_daily, i, day, 1, 7);
     if means.is_empty() {
         return 0.0;
     }
