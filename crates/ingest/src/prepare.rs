@@ -4,7 +4,7 @@
 use crate::{Incoming, Ingestor, Source};
 use chrono::{DateTime, Utc};
 use heal_model::{decode_mapped, CanonicalEvent, ReasonCode};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 /// An event that will be written (its first occurrence in the batch).
 #[derive(Debug)]
@@ -82,25 +82,24 @@ impl Ingestor {
             }
             candidates.push((index, item, event, mapped));
         }
-        // Events far ahead of the ones delivered after them on their stream (a device clock a
-        // day off) do not move watermarks.
-        let mut by_stream: HashMap<String, Vec<(usize, DateTime<Utc>)>> = HashMap::new();
-        for (n, (_, item, event, _)) in candidates.iter().enumerate() {
-            by_stream
-                .entry(stream_name(source, item.partition))
-                .or_default()
-                .push((n, event.occurred_at));
-        }
-        let ahead: HashSet<usize> = by_stream
-            .values()
-            .flat_map(|events| far_ahead(events, self.settings.allowed_lateness))
+        // Each stream's event times in delivery order, and each candidate's place there: an
+        // event far ahead of the ones delivered after it (a device clock a day off) does not
+        // move its watermark.
+        let mut by_stream: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
+        let places: Vec<(String, usize)> = candidates
+            .iter()
+            .map(|(_, item, event, _)| {
+                let stream = stream_name(source, item.partition);
+                let times = by_stream.entry(stream.clone()).or_default();
+                times.push(event.occurred_at);
+                (stream, times.len() - 1)
+            })
             .collect();
-        for (n, (index, item, event, mapped)) in candidates.into_iter().enumerate() {
+        for ((index, item, event, mapped), (stream, place)) in candidates.into_iter().zip(places) {
             if let Some(&at) = first_by_id.get(&event.event_id) {
                 out.accepted[at].copies += 1;
                 continue;
             }
-            let stream = stream_name(source, item.partition);
             let newest = match source {
                 // A replayed event is judged against the newest time of every stream.
                 Source::Replay => current
@@ -116,8 +115,9 @@ impl Ingestor {
             };
             let late =
                 newest.is_some_and(|w| event.occurred_at < w - self.settings.allowed_lateness);
-            let in_body = !ahead.contains(&n);
-            if newest.is_none_or(|w| event.occurred_at > w) && in_body && *source != Source::Replay
+            if newest.is_none_or(|w| event.occurred_at > w)
+                && *source != Source::Replay
+                && !far_ahead(&by_stream[&stream], place, self.settings.allowed_lateness)
             {
                 out.watermarks.insert(stream, event.occurred_at);
             }
@@ -137,32 +137,24 @@ impl Ingestor {
     }
 }
 
-/// The events (their positions) of one stream's batch, in delivery order, that are far ahead
-/// of what was delivered around them: more than `gap` after the median time of the next
+/// Whether the event at `place` of one stream's batch (times in delivery order) is far ahead
+/// of what was delivered around it: more than `gap` after the median time of the next
 /// [`NEIGHBOURS`] events (at the end of the batch, of the ones before). A source resuming after
-/// an outage is followed by more of the same time and stays; a device clock a day ahead is
-/// followed by ordinary events and is left out.
-fn far_ahead(events: &[(usize, DateTime<Utc>)], gap: chrono::Duration) -> Vec<usize> {
-    let mut out = Vec::new();
-    for (k, (n, t)) in events.iter().enumerate() {
-        let mut around: Vec<DateTime<Utc>> = events[k + 1..]
-            .iter()
-            .take(NEIGHBOURS)
-            .map(|(_, t)| *t)
-            .collect();
-        if around.len() < NEIGHBOURS {
-            let need = NEIGHBOURS - around.len();
-            around.extend(events[..k].iter().rev().take(need).map(|(_, t)| *t));
-        }
-        if around.is_empty() {
-            continue;
-        }
-        around.sort_unstable();
-        if *t - around[around.len() / 2] > gap {
-            out.push(*n);
-        }
+/// an outage is followed by more of the same time and counts; a device clock a day ahead is
+/// followed by ordinary events and does not.
+fn far_ahead(times: &[DateTime<Utc>], place: usize, gap: chrono::Duration) -> bool {
+    let after = &times[place + 1..times.len().min(place + 1 + NEIGHBOURS)];
+    let before = &times[place.saturating_sub(NEIGHBOURS - after.len())..place];
+    let mut around = [DateTime::<Utc>::MIN_UTC; NEIGHBOURS];
+    let n = after.len() + before.len();
+    if n == 0 {
+        return false;
     }
-    out
+    around[..after.len()].copy_from_slice(after);
+    around[after.len()..n].copy_from_slice(before);
+    let around = &mut around[..n];
+    around.sort_unstable();
+    times[place] - around[n / 2] > gap
 }
 
 /// Events delivered after (or before) one that judge whether it is far ahead.

@@ -189,7 +189,7 @@ pub fn median_spacing(sorted: &[Point]) -> i64 {
     gaps.get(gaps.len() / 2).copied().unwrap_or(1).max(1)
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n % 2 == 1 {
@@ -608,7 +608,7 @@ fn day_spread(from_daily: &[Option<f64>], i: usize, day: usize) -> f64 {
 const SPIKE_FLOOR: f64 = 0.9;
 
 /// Earlier weeks the weekday profile averages.
-const WEEKDAY_WEEKS: usize = 3;
+pub(crate) const WEEKDAY_WEEKS: usize = 3;
 
 /// One way of predicting the next point, with the residuals it has made. Its spread and
 /// ordinary extremes are re-measured every [`MODEL_REFRESH`] residuals (sorting 500 residuals

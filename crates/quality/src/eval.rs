@@ -203,9 +203,21 @@ fn bucket_of(t: DateTime<Utc>, step: Duration) -> i64 {
 
 /// Sum of per-step values over the window ending at `end`.
 fn window_sum(per_step: &BTreeMap<i64, f64>, end: DateTime<Utc>, check: &Check) -> f64 {
-    let hi = bucket_of(end, check.every);
-    let lo = bucket_of(end - check.window, check.every);
-    total(per_step.range(lo..hi).map(|(_, v)| v))
+    range_sum(per_step, end - check.window, end, check.every)
+}
+
+/// Sum of per-step values over the steps from `from` up to `to` (exclusive).
+fn range_sum(
+    per_step: &BTreeMap<i64, f64>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+) -> f64 {
+    total(
+        per_step
+            .range(bucket_of(from, step)..bucket_of(to, step))
+            .map(|(_, v)| v),
+    )
 }
 
 /// The sum of `values`, 0 (not −0, which an empty float sum is and which reads "-0 rows")
@@ -1069,11 +1081,8 @@ fn relation(
     min_rows: f64,
     sensitivity: f64,
 ) -> RelationWindow {
-    let sum = |m: &BTreeMap<i64, f64>, from: DateTime<Utc>, to: DateTime<Utc>| -> f64 {
-        total(
-            m.range(bucket_of(from, check.every)..bucket_of(to, check.every))
-                .map(|(_, v)| v),
-        )
+    let sum = |m: &BTreeMap<i64, f64>, from: DateTime<Utc>, to: DateTime<Utc>| {
+        range_sum(m, from, to, check.every)
     };
     let start = end - check.window;
     let (left, right) = (sum(num, start, end), sum(den, start, end));
@@ -1483,12 +1492,12 @@ async fn staleness(
         return Ok(None);
     };
     let table = kind.table();
+    let silence_iso = heal_model::duration::format_iso_duration(max_silence);
     let mut o = Observation::new(check, newest, now);
     o.dataset = table.to_string();
     o.subject = table.to_string();
     o.threshold = format!(
-        "an event at least every {} while ≥ {min_expected} are expected in that time",
-        heal_model::duration::format_iso_duration(max_silence)
+        "an event at least every {silence_iso} while ≥ {min_expected} are expected in that time"
     );
     if now - newest > LIVE_HORIZON {
         o.message = format!(
@@ -1547,30 +1556,22 @@ async fn staleness(
         );
         return Ok(Some(o));
     }
-    let mut sorted = seen;
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    let expected = if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    };
+    let mut seen = seen;
+    let expected = crate::detect::median(&mut seen);
     o.expected = Some(expected);
     o.metric = Some(minutes);
     o.detail["expected_in_max_silence"] = json!(expected);
     if expected >= min_expected {
         o.status = Status::Fail;
         o.message = format!(
-            "no {wire} for {minutes:.0} min while about {expected:.0} arrive in {} at this time of day",
-            heal_model::duration::format_iso_duration(max_silence)
+            "no {wire} for {minutes:.0} min while about {expected:.0} arrive in {silence_iso} at this time of day"
         );
         o.sample =
             vec![json!({ "event_type": wire, "last_ingested": last, "newest_event": newest })];
     } else {
         o.metric = None;
         o.message = format!(
-            "no {wire} for {minutes:.0} min, but only about {expected:.0} are usual in {} at this time of day",
-            heal_model::duration::format_iso_duration(max_silence)
+            "no {wire} for {minutes:.0} min, but only about {expected:.0} are usual in {silence_iso} at this time of day"
         );
     }
     Ok(Some(o))

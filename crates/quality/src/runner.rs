@@ -6,7 +6,7 @@
 //! check commit together. The failure events are returned to the caller to publish.
 
 use crate::checks::{Check, CheckKind, ChecksFile, Direction};
-use crate::detect::{detect, Direction as Dir, Settings};
+use crate::detect::{detect, Direction as Dir, Settings, WEEKDAY_WEEKS};
 use crate::eval::{self, Observation, Status};
 use crate::series::Point;
 use chrono::{DateTime, Duration, Utc};
@@ -452,8 +452,8 @@ async fn judge_anomalies(
     };
     let steps_per_day = (Duration::days(1).num_seconds() / check.every.num_seconds()) as usize;
     // Volumes are counts: judged on a log scale, with sustained shifts accumulated and a
-    // weekday profile, which needs three earlier weeks of history.
-    let counts = matches!(check.kind, crate::checks::CheckKind::Volume { .. });
+    // weekday profile, which reads up to `WEEKDAY_WEEKS` earlier weeks of history.
+    let counts = matches!(check.kind, CheckKind::Volume { .. });
     let settings = Settings {
         sensitivity,
         period: (steps_per_day >= 2).then_some(steps_per_day),
@@ -462,7 +462,7 @@ async fn judge_anomalies(
         ..Settings::default()
     };
     let cycles = if counts {
-        7 * WEEKDAY_HISTORY_WEEKS + 1
+        7 * WEEKDAY_WEEKS + 1
     } else {
         settings.window_cycles + 1
     };
@@ -574,10 +574,6 @@ async fn judge_anomalies(
     }
     Ok(())
 }
-
-/// Weeks of history a volume check's judgement reads beyond the window judged: the weekday
-/// profile averages up to three earlier weeks.
-const WEEKDAY_HISTORY_WEEKS: usize = 3;
 
 /// A passing increment in which nothing was found.
 fn quiet(o: &Observation) -> bool {
