@@ -18,6 +18,7 @@ mod kafka;
 mod lineage;
 mod progress;
 mod quality;
+mod stream;
 mod sys;
 
 use crate::cli::{load_config, Global, OutputFormat};
@@ -52,6 +53,11 @@ pub enum BenchCommand {
     /// for it? how soon?), false alarms per day on clean traffic, and the cost of a check
     /// cycle on 3M events; fresh databases on the server (DATABASE_URL, an admin URL).
     Quality(quality::QualityBenchArgs),
+    /// Stream faults: the generator, ingest and quality roles in this process on a fresh
+    /// database (DATABASE_URL, an admin URL) with clean real-time traffic; bad events of every
+    /// event type sent one at a time; p50/p95 from ingest to the failure event, with the
+    /// quarantine checks run on ingest's report and, as reference, at their cycle alone.
+    StreamFaults(stream::StreamBenchArgs),
     /// AI Ops engine: failure events at a steady rate into the engine holding 10k incidents
     /// over a 100k-node lineage graph; sustained events/s and p50/p95 decision latency, beside
     /// the seed's grouping as reference. In memory: needs nothing.
@@ -77,6 +83,7 @@ pub async fn bench(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCod
         BenchCommand::Batch(args) => batch::run(global, args).await,
         BenchCommand::Lineage(args) => lineage::run(global, args).await,
         BenchCommand::Quality(args) => quality::run(global, args).await,
+        BenchCommand::StreamFaults(args) => stream::run(global, args).await,
         BenchCommand::Aiops(args) => aiops::run(args).await,
         BenchCommand::Console(args) => console::run(global, args).await,
     }

@@ -234,6 +234,9 @@ pub struct QualityConfig {
     pub checks_file: Option<PathBuf>,
     /// How often every check runs.
     pub interval_ms: u64,
+    /// Whether the checks that read the ingest quarantine run as soon as the ingest role
+    /// reports refused events (false: only every `interval_ms`).
+    pub on_refusals: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -384,6 +387,7 @@ impl Default for Config {
             quality: QualityConfig {
                 checks_file: None,
                 interval_ms: 60_000,
+                on_refusals: true,
             },
             aiops: AiopsConfig {
                 window: "PT2H".into(),

@@ -123,10 +123,52 @@ pub struct Ingestor {
     watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
     /// The active field mappings and when they were read from `field_mappings`.
     mappings: Mutex<(Arc<Vec<FieldMapping>>, Instant)>,
+    /// Where a committed micro-batch that quarantined events is announced (`pipeline-events`),
+    /// so quarantine checks run at once rather than at the next quality cycle.
+    events: Option<heal_bus::Bus>,
 }
 
 /// How long ingest uses the field mappings it read before reading them again.
 const MAPPINGS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Publishes a [`PipelineStatus::Quarantined`](heal_model::pipeline::PipelineStatus) event of
+/// the job `ingest` for a committed batch (`sent`: the producers' send times of its events);
+/// a full in-process topic drops its oldest record instead of blocking ingest.
+async fn announce_refusals(
+    bus: &heal_bus::Bus,
+    sent: Vec<Option<DateTime<Utc>>>,
+    outcome: &BatchOutcome,
+) {
+    use heal_model::pipeline::{PipelineEvent, PipelineStatus};
+    let now = Utc::now();
+    let times: Vec<DateTime<Utc>> = outcome
+        .quarantined
+        .iter()
+        .map(|q| sent.get(q.index).copied().flatten().unwrap_or(now))
+        .collect();
+    let (start, end) = (times.iter().min().copied(), times.iter().max().copied());
+    let mut e = PipelineEvent::new(
+        lineage::JOB_NAME,
+        start.unwrap_or(now).date_naive(),
+        uuid::Uuid::new_v4(),
+        PipelineStatus::Quarantined,
+    );
+    e.rows_read = Some(sent.len() as i64);
+    e.rows_written = Some(outcome.inserted as i64);
+    e.data_start = start;
+    e.data_end = end;
+    let record = heal_bus::Record {
+        key: e.job.as_bytes().to_vec(),
+        payload: serde_json::to_vec(&e).expect("pipeline events serialize"),
+        timestamp_ms: now.timestamp_millis(),
+    };
+    if let Err(err) = bus
+        .send_evicting(heal_model::topics::PIPELINE_EVENTS, vec![record])
+        .await
+    {
+        tracing::warn!(error = %err, "cannot announce quarantined events");
+    }
+}
 
 /// The active field mappings, in the order they were registered.
 pub async fn active_mappings(pool: &PgPool) -> std::result::Result<Vec<FieldMapping>, sqlx::Error> {
@@ -160,7 +202,15 @@ impl Ingestor {
             settings,
             watermarks: Mutex::new(rows.into_iter().collect()),
             mappings: Mutex::new((Arc::new(mappings), Instant::now())),
+            events: None,
         })
+    }
+
+    /// Announces every committed micro-batch that quarantined events on `pipeline-events` of
+    /// `bus` (a [`PipelineStatus::Quarantined`](heal_model::pipeline::PipelineStatus) event).
+    pub fn with_events(mut self, bus: heal_bus::Bus) -> Ingestor {
+        self.events = Some(bus);
+        self
     }
 
     /// The field mappings in use.
@@ -194,6 +244,20 @@ impl Ingestor {
     /// event it still refuses is quarantined as `storage_rejected`, so one bad row never blocks
     /// the stream.
     pub async fn ingest(&self, source: &Source, items: Vec<Incoming>) -> Result<BatchOutcome> {
+        let sent: Vec<Option<DateTime<Utc>>> = match &self.events {
+            Some(_) => items.iter().map(|i| i.produced_at).collect(),
+            None => Vec::new(),
+        };
+        let outcome = self.ingest_batch(source, items).await?;
+        if let Some(bus) = &self.events {
+            if !outcome.quarantined.is_empty() {
+                announce_refusals(bus, sent, &outcome).await;
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn ingest_batch(&self, source: &Source, items: Vec<Incoming>) -> Result<BatchOutcome> {
         self.refresh_mappings(true).await?;
         let prepared = self.prepare(source, &items);
         match self.commit(source, &items, &prepared).await {
@@ -206,7 +270,7 @@ impl Ingestor {
                 let mut total = BatchOutcome::default();
                 for (i, item) in items.into_iter().enumerate() {
                     let one = vec![item];
-                    let outcome = Box::pin(self.ingest(source, one)).await?;
+                    let outcome = Box::pin(self.ingest_batch(source, one)).await?;
                     total.inserted += outcome.inserted;
                     total.duplicates += outcome.duplicates;
                     total.late += outcome.late;

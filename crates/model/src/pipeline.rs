@@ -1,6 +1,7 @@
 //! The pipeline event the batch role publishes on `pipeline-events` (one per run start, delay
 //! and outcome), and the ingest role when its store stops taking writes and when it takes
-//! them again; read by the quality role (to trigger its pipeline checks) and by AI Ops.
+//! them again, and whenever a micro-batch it committed refused events; read by the quality
+//! role (to trigger its pipeline checks, and its quarantine checks at once) and by AI Ops.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,12 +18,17 @@ pub enum PipelineStatus {
     Succeeded,
     Failed,
     Delayed,
+    /// The ingest role committed a micro-batch in which it quarantined events (`rows_read`:
+    /// events in the batch, `rows_written`: stored, `data_start`/`data_end`: the refused
+    /// events' send times). Not a job's outcome: the quality role runs the checks that read
+    /// the quarantine at once instead of waiting for its next cycle.
+    Quarantined,
 }
 
 impl PipelineStatus {
     /// True for what ends or holds back a run (what the pipeline checks judge).
     pub fn is_outcome(self) -> bool {
-        !matches!(self, PipelineStatus::Started)
+        !matches!(self, PipelineStatus::Started | PipelineStatus::Quarantined)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The checks file: which checks run on which datasets, with their thresholds. TOML, one
-//! `[[check]]` table per check and an optional `[defaults]` table. A file with a mistake is
+//! `[[check]]` table per check, an optional `[defaults]` table and the special days of
+//! `[[calendar]]` (see [`crate::calendar`]). A file with a mistake is
 //! refused as a whole when loaded, and the error names the file, the check and the key.
 //!
 //! Loading happens in two steps: [`ChecksFile::parse`] reads and validates the file against the
@@ -8,6 +9,7 @@
 //! the checks will run, so a filter, pattern or custom query that does not compile is refused
 //! at start too, not at 3 a.m.
 
+use crate::calendar::Calendar;
 use chrono::Duration;
 use heal_model::duration::{format_iso_duration, parse_iso_duration};
 use heal_model::quality::Severity;
@@ -319,6 +321,8 @@ pub struct Check {
 pub struct ChecksFile {
     pub source: String,
     pub checks: Vec<Check>,
+    /// Declared special days (`[[calendar]]`), which volume checks judge by their kind.
+    pub calendar: Calendar,
 }
 
 const TYPES: [&str; 13] = [
@@ -572,7 +576,11 @@ impl ChecksFile {
             prefix: String::new(),
             table: &top,
         };
-        root.unknown_keys(&["defaults", "check"])?;
+        root.unknown_keys(&["defaults", "check", "calendar"])?;
+        let calendar = match top.get("calendar") {
+            Some(v) => Calendar::parse(v, file, catalog)?,
+            None => Calendar::default(),
+        };
         let mut defaults = Defaults::default();
         if let Some(v) = top.get("defaults") {
             let toml::Value::Table(t) = v else {
@@ -654,6 +662,7 @@ impl ChecksFile {
         Ok(ChecksFile {
             source: file.to_string(),
             checks,
+            calendar,
         })
     }
 
@@ -662,7 +671,7 @@ impl ChecksFile {
     }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(crate) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
         && s.chars()

@@ -278,6 +278,23 @@ pub fn infer_period(grid: &[Option<f64>], step_secs: i64) -> Option<usize> {
 
 /// Judges every point of `points` against its seasonal baseline.
 pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, DetectError> {
+    detect_with(points, settings, &|_| None)
+}
+
+/// A declared special day a point falls on: the kind's number and the day's (points of one
+/// day share it).
+pub type SpecialDay = Option<(usize, i64)>;
+
+/// [`detect`] with a calendar of special days (holding judgement only): `special` tells, for
+/// a point's time, which declared kind of day it falls on. Such points are judged against the
+/// earlier days of their kind (their mean distance from the ordinary baseline added to it;
+/// the first day of a kind is learned, not judged) and never teach the ordinary baseline,
+/// its noise or its weekday profile.
+pub fn detect_with(
+    points: &[Point],
+    settings: &Settings,
+    special: &dyn Fn(DateTime<Utc>) -> SpecialDay,
+) -> Result<Detection, DetectError> {
     let sensitivity = settings.sensitivity;
     if points.is_empty() {
         return Ok(Detection {
@@ -300,12 +317,13 @@ pub fn detect(points: &[Point], settings: &Settings) -> Result<Detection, Detect
     };
     // A weekday profile needs a daily period.
     let day = period.filter(|p| *p as i64 * step == 86_400);
+    let at = |i: usize| start + Duration::seconds(step * i as i64);
     let judged = if settings.hold {
-        judge_holding(&grid, period, day, settings)
+        let days: Vec<SpecialDay> = (0..grid.len()).map(|i| special(at(i))).collect();
+        judge_holding(&grid, period, day, &days, settings)
     } else {
         judge_adaptive(&grid, period, settings)
     };
-    let at = |i: usize| start + Duration::seconds(step * i as i64);
     let flags: Vec<Flag> = judged
         .flags
         .into_iter()
@@ -398,10 +416,13 @@ struct Judged {
 ///   flags windows that each stay inside the band but together cannot be noise, e.g. a fifth
 ///   of the traffic missing for hours; with a daily period, only once the weekday profile
 ///   exists (a busier weekday would be a shift too).
+///
+/// Points on declared special days (`special`) are judged apart: see [`detect_with`].
 fn judge_holding(
     grid: &[Option<f64>],
     period: Option<usize>,
     day: Option<usize>,
+    special: &[SpecialDay],
     settings: &Settings,
 ) -> Judged {
     let sensitivity = settings.sensitivity;
@@ -419,15 +440,25 @@ fn judge_holding(
     let mut recent: VecDeque<f64> = VecDeque::with_capacity(fallback_len);
     let mut level_window: VecDeque<(f64, f64)> = VecDeque::with_capacity(LEVEL_POINTS);
     let mut cusum = counts.then(|| Cusum::new(sensitivity));
+    // Distances from the ordinary baseline learned on special days, per kind and day.
+    let mut kinds = SpecialDays::default();
     let mut out = Judged::default();
+    // Ordinary points only teach the ordinary baseline.
+    let ordinary = |j: usize| {
+        if special[j].is_none() {
+            values[j]
+        } else {
+            None
+        }
+    };
     for (i, v) in values.iter().enumerate() {
         let Some(value) = *v else { continue };
         let prior: Vec<f64> = match period {
             Some(p) => (1..=window)
-                .filter_map(|k| i.checked_sub(k * p).and_then(|j| values[j]))
+                .filter_map(|k| i.checked_sub(k * p).and_then(ordinary))
                 .collect(),
             None => (1..=window * 3)
-                .filter_map(|k| i.checked_sub(k).and_then(|j| values[j]))
+                .filter_map(|k| i.checked_sub(k).and_then(ordinary))
                 .collect(),
         };
         let needed = match period {
@@ -474,13 +505,50 @@ fn judge_holding(
             push(&mut recent, residual, fallback_len);
             push_level(&mut level_window, value, base);
         };
-        if pooled.len() < MIN_NOISE_SAMPLES {
+        let enough_noise = pooled.len() >= MIN_NOISE_SAMPLES;
+        let floor = 1e-9 * expected.abs().max(1.0);
+        let sigma = if enough_noise {
+            noise(&mut pooled).max(floor).hypot(unknown_weekday)
+        } else {
+            0.0
+        };
+        if let Some((kind, occurrence)) = special[i] {
+            // A declared day: judged against the earlier days of its kind, learned apart.
+            let own = kinds.offset(kind, occurrence).filter(|_| enough_noise);
+            let Some((offset, spread)) = own else {
+                kinds.learn(kind, occurrence, residual);
+                continue;
+            };
+            let expected = expected + offset;
+            let sigma = sigma.hypot(spread);
+            let z = (value - expected) / sigma;
+            let up = if counts {
+                ((1.0 + sensitivity * sigma).ln() / sigma).max(SPIKE_FLOOR * sensitivity)
+            } else {
+                sensitivity
+            };
+            out.judged.push(i);
+            if z > up || z < -sensitivity {
+                out.flags.push(Mark {
+                    i,
+                    value: grid[i].unwrap_or_default(),
+                    expected: unscale(expected),
+                    lower: unscale(expected - sensitivity * sigma),
+                    upper: unscale(expected + up * sigma),
+                    score: if z > 0.0 { z * sensitivity / up } else { z },
+                    sustained: None,
+                    stuck: false,
+                });
+            } else {
+                kinds.learn(kind, occurrence, residual);
+            }
+            continue;
+        }
+        if !enough_noise {
             // Not enough seen yet to know the noise: learn, do not judge.
             learn(i);
             continue;
         }
-        let floor = 1e-9 * expected.abs().max(1.0);
-        let sigma = noise(&mut pooled).max(floor).hypot(unknown_weekday);
         let z = residual / sigma;
         // How far up and down a point may go, in units of the noise.
         let up = if counts {
@@ -511,6 +579,51 @@ fn judge_holding(
         }
     }
     out
+}
+
+/// What special days taught: per kind, each day's learned distances from the ordinary
+/// baseline (sum and count).
+#[derive(Default)]
+struct SpecialDays {
+    days: std::collections::BTreeMap<usize, std::collections::BTreeMap<i64, (f64, usize)>>,
+}
+
+/// The least spread assumed between days of one kind (on the judged scale: a tenth of the
+/// level for counts), however alike the earlier ones were: no two promotions are the same.
+const SPECIAL_SPREAD_FLOOR: f64 = 0.1;
+
+/// Points a special day needs learned to stand for its kind.
+const SPECIAL_MIN_POINTS: usize = 3;
+
+impl SpecialDays {
+    fn learn(&mut self, kind: usize, occurrence: i64, distance: f64) {
+        let e = self
+            .days
+            .entry(kind)
+            .or_default()
+            .entry(occurrence)
+            .or_insert((0.0, 0));
+        e.0 += distance;
+        e.1 += 1;
+    }
+
+    /// The kind's mean distance over its earlier days and the spread to allow around it;
+    /// `None` before a whole earlier day of the kind was learned.
+    fn offset(&self, kind: usize, occurrence: i64) -> Option<(f64, f64)> {
+        let means: Vec<f64> = self
+            .days
+            .get(&kind)?
+            .range(..occurrence)
+            .filter(|(_, (_, n))| *n >= SPECIAL_MIN_POINTS)
+            .map(|(_, (sum, n))| sum / *n as f64)
+            .collect();
+        if means.is_empty() {
+            return None;
+        }
+        let mean = means.iter().sum::<f64>() / means.len() as f64;
+        let var = means.iter().map(|m| (m - mean).powi(2)).sum::<f64>() / means.len() as f64;
+        Some((mean, var.sqrt().max(SPECIAL_SPREAD_FLOOR)))
+    }
 }
 
 /// Page's two-sided CUSUM over the scores of consecutive windows. Each window adds its score
@@ -1183,6 +1296,71 @@ mod tests {
             })
             .count();
         assert!(linear < 10, "{linear}");
+    }
+
+    /// `s` with days `promo` three times as busy (Poisson noise kept).
+    fn with_promotions(mut s: Vec<Point>, promo: &[usize], factor: f64, seed: u64) -> Vec<Point> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0xcafe);
+        for p in &mut s[..] {
+            let day = (p.at - s0()).num_days() as usize;
+            if promo.contains(&day) {
+                let mean = (p.value * factor).max(1.0);
+                p.value = rand_distr::Poisson::new(mean).unwrap().sample(&mut rng);
+            }
+        }
+        s
+    }
+
+    fn s0() -> DateTime<Utc> {
+        "2026-03-02T00:00:00Z".parse().unwrap()
+    }
+
+    /// The calendar: days `declared` are promotions (kind 0).
+    fn calendar(declared: &[usize]) -> impl Fn(DateTime<Utc>) -> SpecialDay + '_ {
+        move |at| {
+            let day = (at - s0()).num_days();
+            declared.contains(&(day as usize)).then_some((0, day))
+        }
+    }
+
+    #[test]
+    fn declared_days_are_judged_against_their_own_kind_and_undeclared_ones_are_flagged() {
+        // As the checks judge: the daily period is known, not inferred.
+        let daily = Settings {
+            period: Some(24),
+            ..counts()
+        };
+        for seed in 1..=5 {
+            // Promotions ×3 on days 15 and 19 of 22.
+            let s = with_promotions(shop(22, seed, 1000.0), &[15, 19], 3.0, seed);
+            let on = |f: &Flag, day: i64| (f.at - s0()).num_days() == day;
+            // Declared: the first is learned, the second judged against it; nothing flagged,
+            // and the days after learn nothing from the promotions.
+            let d = detect_with(&s, &daily, &calendar(&[15, 19])).unwrap();
+            let later = after_first_week(&d, &s);
+            assert!(later.is_empty(), "seed {seed}: {later:?}");
+            let judged_on_19 = d
+                .judged_at
+                .iter()
+                .filter(|t| (**t - s0()).num_days() == 19)
+                .count();
+            assert!(judged_on_19 >= 20, "seed {seed}: {judged_on_19}");
+            // Undeclared: both are spikes.
+            let d = detect(&s, &daily).unwrap();
+            for day in [15, 19] {
+                let n = d.flags.iter().filter(|f| on(f, day)).count();
+                assert!(n >= 12, "seed {seed}, day {day}: {n} hours flagged");
+            }
+            // A declared promotion that brings ordinary traffic is a drop against its kind.
+            let flop = with_promotions(shop(22, seed, 1000.0), &[15], 3.0, seed);
+            let d = detect_with(&flop, &daily, &calendar(&[15, 19])).unwrap();
+            let n = d
+                .flags
+                .iter()
+                .filter(|f| on(f, 19) && f.direction == Direction::Drop)
+                .count();
+            assert!(n >= 12, "seed {seed}: {n} hours of the flop flagged");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! repeated failures folded into ongoing conditions whose changes are published as failure
 //! events ([`runner`]); the role's loop ([`role`]) and its HTTP API ([`http`]).
 
+pub mod calendar;
 pub mod checks;
 pub mod detect;
 pub mod eval;

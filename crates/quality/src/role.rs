@@ -1,10 +1,11 @@
 //! The quality role's loop: a check cycle every `interval`, plus the pipeline checks at once
-//! whenever a batch job reports on `pipeline-events`; the failure events of each cycle are
-//! published on `data-quality-checks`, keyed by check.
+//! whenever a batch job reports on `pipeline-events`, and the quarantine checks at once
+//! whenever the ingest role reports refused events there; the failure events of each cycle
+//! are published on `data-quality-checks`, keyed by check.
 
 use crate::runner::{CycleReport, Error, Quality};
 use heal_bus::{Bus, Consumer, Record};
-use heal_model::pipeline::PipelineEvent;
+use heal_model::pipeline::{PipelineEvent, PipelineStatus};
 use heal_model::quality::FailureEvent;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct QualityRole {
     topic: String,
     /// One cycle at a time in this process (replicas coordinate through advisory locks).
     running: Mutex<()>,
+    /// Whether ingest's reports of refused events run the quarantine checks at once.
+    on_refusals: bool,
 }
 
 impl QualityRole {
@@ -26,7 +29,15 @@ impl QualityRole {
             bus,
             topic: topic.to_string(),
             running: Mutex::new(()),
+            on_refusals: true,
         }
+    }
+
+    /// Whether ingest's reports of refused events run the quarantine checks at once (the
+    /// default) or wait for the next cycle.
+    pub fn on_refusals(mut self, on: bool) -> QualityRole {
+        self.on_refusals = on;
+        self
     }
 
     /// Runs a cycle (of every check, or one) and publishes its failure events.
@@ -36,6 +47,21 @@ impl QualityRole {
         self.publish(&report.events).await;
         if let Err(e) = self.to_lineage(&report).await {
             tracing::warn!(error = %e, "cannot record check results for lineage");
+        }
+        Ok(report)
+    }
+
+    /// Runs the checks that read the ingest quarantine, at once (the ingest role announced a
+    /// micro-batch with refusals), and publishes their failure events. Lineage hears of the
+    /// run only when a condition changed: the next full cycle reports the rest.
+    pub async fn run_quarantine_checks(&self) -> Result<CycleReport, Error> {
+        let _guard = self.running.lock().await;
+        let report = self.quality.run_checks(Quality::reads_quarantine).await?;
+        self.publish(&report.events).await;
+        if !report.events.is_empty() {
+            if let Err(e) = self.to_lineage(&report).await {
+                tracing::warn!(error = %e, "cannot record check results for lineage");
+            }
         }
         Ok(report)
     }
@@ -139,8 +165,10 @@ impl QualityRole {
     }
 }
 
-/// Runs cycles every `interval` until `stop`, and the pipeline checks whenever `pipeline`
-/// (a consumer of `pipeline-events`) delivers a run's outcome.
+/// Runs cycles every `interval` until `stop`; the pipeline checks whenever `pipeline` (a
+/// consumer of `pipeline-events`) delivers a run's outcome, and the quarantine checks whenever
+/// it delivers the ingest role's announcement of refused events (a stream fault becomes a
+/// failure event within a second or two of being ingested, not at the next cycle).
 pub async fn run_loop(
     role: Arc<QualityRole>,
     interval: Duration,
@@ -150,16 +178,28 @@ pub async fn run_loop(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let triggered: Option<Vec<String>> = tokio::select! {
+        let triggered: Option<Trigger> = tokio::select! {
             _ = stop.wait_for(|v| *v) => return,
             _ = tick.tick() => None,
-            jobs = next_jobs(&mut pipeline) => Some(jobs),
+            t = next_trigger(&mut pipeline) => Some(t),
         };
         let Some(triggered) = triggered else {
             cycle(&role, None).await;
             continue;
         };
+        if triggered.refusals && role.on_refusals {
+            match role.run_quarantine_checks().await {
+                Ok(r) => tracing::debug!(
+                    checks = r.checks.len(),
+                    events = r.events.len(),
+                    wall_ms = r.wall_ms,
+                    "quarantine checks after refusals"
+                ),
+                Err(e) => tracing::warn!(error = %e, "quarantine checks failed"),
+            }
+        }
         let mut names: Vec<String> = triggered
+            .jobs
             .iter()
             .flat_map(|job| role.quality.triggered_by(job))
             .collect();
@@ -187,9 +227,27 @@ async fn cycle(role: &QualityRole, only: Option<&str>) {
     }
 }
 
-/// Jobs named by the next batch of pipeline events (finished or delayed runs); never returns
-/// when there is no consumer.
-async fn next_jobs(pipeline: &mut Option<(Consumer, String)>) -> Vec<String> {
+/// What one batch of pipeline events asks the quality role to run.
+#[derive(Debug, Default, PartialEq)]
+struct Trigger {
+    /// Jobs whose runs finished or were delayed.
+    jobs: Vec<String>,
+    /// The ingest role quarantined events.
+    refusals: bool,
+}
+
+impl Trigger {
+    fn read(&mut self, e: PipelineEvent) {
+        if e.status == PipelineStatus::Quarantined {
+            self.refusals = true;
+        } else if e.status.is_outcome() {
+            self.jobs.push(e.job);
+        }
+    }
+}
+
+/// What the next batch of pipeline events asks for; never returns when there is no consumer.
+async fn next_trigger(pipeline: &mut Option<(Consumer, String)>) -> Trigger {
     let Some((consumer, topic)) = pipeline else {
         return std::future::pending().await;
     };
@@ -205,13 +263,12 @@ async fn next_jobs(pipeline: &mut Option<(Consumer, String)>) -> Vec<String> {
         if batch.is_empty() {
             continue;
         }
-        let mut jobs = Vec::new();
+        let mut trigger = Trigger::default();
         let mut next = std::collections::BTreeMap::new();
         for m in &batch {
             next.insert(m.partition, m.offset + 1);
             match serde_json::from_slice::<PipelineEvent>(&m.payload) {
-                Ok(e) if e.status.is_outcome() => jobs.push(e.job),
-                Ok(_) => {}
+                Ok(e) => trigger.read(e),
                 Err(e) => tracing::warn!(error = %e, partition = m.partition, offset = m.offset,
                     "skipping a pipeline event that does not parse"),
             }
@@ -220,8 +277,32 @@ async fn next_jobs(pipeline: &mut Option<(Consumer, String)>) -> Vec<String> {
         if let Err(e) = consumer.commit(topic, &offsets) {
             tracing::warn!(error = %e, "cannot commit pipeline-event offsets");
         }
-        if !jobs.is_empty() {
-            return jobs;
+        if trigger != Trigger::default() {
+            return trigger;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use heal_model::pipeline::PipelineStatus as S;
+
+    fn event(job: &str, status: S) -> PipelineEvent {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+        PipelineEvent::new(job, day, uuid::Uuid::new_v4(), status)
+    }
+
+    #[test]
+    fn refusals_trigger_the_quarantine_checks_and_outcomes_the_jobs_checks() {
+        let mut t = Trigger::default();
+        t.read(event("daily_revenue", S::Started));
+        assert_eq!(t, Trigger::default(), "a start triggers nothing");
+        t.read(event("ingest", S::Quarantined));
+        assert!(t.refusals);
+        assert!(t.jobs.is_empty(), "refusals are not a job outcome");
+        t.read(event("daily_revenue", S::Failed));
+        t.read(event("funnel", S::Delayed));
+        assert_eq!(t.jobs, ["daily_revenue", "funnel"]);
     }
 }

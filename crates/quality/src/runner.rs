@@ -5,11 +5,12 @@
 //! run cycles at once without judging a window twice; results, cursor and conditions of a
 //! check commit together. The failure events are returned to the caller to publish.
 
-use crate::checks::{Check, CheckKind, ChecksFile, Direction};
-use crate::detect::{detect, Direction as Dir, Settings, WEEKDAY_WEEKS};
+use crate::calendar::Calendar;
+use crate::checks::{Anomaly, Check, CheckKind, ChecksFile, Direction, Rule};
+use crate::detect::{detect_with, Direction as Dir, Settings, SpecialDay, WEEKDAY_WEEKS};
 use crate::eval::{self, Observation, Status};
 use crate::series::Point;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use heal_model::quality::{ConditionChange, FailureEvent, Severity, FAILURE_EVENT_SCHEMA};
 use serde::Serialize;
 use serde_json::json;
@@ -145,12 +146,17 @@ impl Quality {
 
     /// Runs every check (or only `only`), each in its own transaction.
     pub async fn run_cycle(&self, only: Option<&str>) -> Result<CycleReport, Error> {
-        let started = Instant::now();
         if let Some(name) = only {
             if self.checks.get(name).is_none() {
                 return Err(Error::UnknownCheck(name.to_string()));
             }
         }
+        self.run_checks(|c| only.is_none_or(|n| n == c.name)).await
+    }
+
+    /// Runs the checks `which` selects (in file order) as one cycle.
+    pub async fn run_checks(&self, which: impl Fn(&Check) -> bool) -> Result<CycleReport, Error> {
+        let started = Instant::now();
         let clock = self.data_clock().await?;
         let mut report = CycleReport {
             clock,
@@ -159,7 +165,7 @@ impl Quality {
             wall_ms: 0,
         };
         for check in &self.checks.checks {
-            if only.is_some_and(|n| n != check.name) {
+            if !which(check) {
                 continue;
             }
             // One check's storage failing (a connection lost) must not drop what the checks
@@ -182,6 +188,19 @@ impl Quality {
         report.wall_ms = started.elapsed().as_millis() as u64;
         metrics::histogram!("heal_quality_cycle_seconds").record(started.elapsed().as_secs_f64());
         Ok(report)
+    }
+
+    /// True for the checks that read the ingest quarantine (schema and not-future checks):
+    /// what the ingest role's announcement of a micro-batch with refusals triggers.
+    pub fn reads_quarantine(check: &Check) -> bool {
+        matches!(
+            check.kind,
+            CheckKind::Schema { .. }
+                | CheckKind::Validity {
+                    rule: Rule::NotFuture,
+                    ..
+                }
+        )
     }
 
     /// Checks a finished run of `job` triggers: the pipeline checks watching it, and the
@@ -250,7 +269,8 @@ impl Quality {
             }
         };
         if let Some(a) = &check.anomaly {
-            judge_anomalies(&mut tx, check, a.sensitivity, a.direction, &mut obs).await?;
+            let calendar = &self.checks.calendar;
+            judge_anomalies(&mut tx, check, a, calendar, &mut obs).await?;
         }
         for o in &obs {
             match o.status {
@@ -434,14 +454,30 @@ fn errored(check: &Check, now: DateTime<Utc>, message: &str) -> Observation {
 
 /// Judges the windows of `obs` against the check's metric history with the seasonal
 /// detector: a flagged window fails; one the detector cannot judge yet is `learning` (unless
-/// its rule already failed it).
+/// its rule already failed it). Windows on a declared special day of the check's dataset are
+/// judged against earlier days of their kind (see [`detect_with`]).
 async fn judge_anomalies(
     conn: &mut PgConnection,
     check: &Check,
-    sensitivity: f64,
-    direction: Direction,
+    anomaly: &Anomaly,
+    calendar: &Calendar,
     obs: &mut [Observation],
 ) -> Result<(), sqlx::Error> {
+    let (sensitivity, direction) = (anomaly.sensitivity, anomaly.direction);
+    let kinds = calendar.kinds();
+    // A window belongs to the day it starts on.
+    let declared = |end: DateTime<Utc>| {
+        let day = (end - check.window).date_naive();
+        calendar.on(&check.dataset, day)
+    };
+    let special = |end: DateTime<Utc>| -> SpecialDay {
+        let d = declared(end)?;
+        let kind = kinds.iter().position(|k| *k == d.kind)?;
+        Some((
+            kind,
+            (end - check.window).date_naive().num_days_from_ce() as i64,
+        ))
+    };
     let Some(first) = obs
         .iter()
         .filter(|o| o.metric.is_some())
@@ -495,7 +531,7 @@ async fn judge_anomalies(
         }
         return Ok(());
     }
-    let d = match detect(&points, &settings) {
+    let d = match detect_with(&points, &settings, &special) {
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(check = %check.name, error = %e, "anomaly detection skipped");
@@ -570,6 +606,15 @@ async fn judge_anomalies(
             }
             _ if !judged && o.status == Status::Pass => o.status = Status::Learning,
             _ => {}
+        }
+        if let Some(day) = declared(o.window_end) {
+            o.detail["calendar"] = json!({ "name": day.name, "kind": day.kind });
+            if !judged && o.status == Status::Learning {
+                o.message.push_str(&format!(
+                    "; declared {} day {:?}: judged only against earlier {} days, none learned yet",
+                    day.kind, day.name, day.kind
+                ));
+            }
         }
     }
     Ok(())

@@ -62,7 +62,11 @@ async fn ingest(config: &Config, db: &Database, bus: &Bus) -> anyhow::Result<Run
         allowed_lateness: chrono::Duration::seconds(config.ingest.allowed_lateness_secs),
         future_tolerance: chrono::Duration::seconds(config.ingest.future_tolerance_secs),
     };
-    let ingestor = Arc::new(Ingestor::new(db.pool().clone(), settings).await?);
+    let ingestor = Arc::new(
+        Ingestor::new(db.pool().clone(), settings)
+            .await?
+            .with_events(bus.clone()),
+    );
     let pool = db.pool().clone();
     let bootstrap = config.kafka.bootstrap_servers.clone();
     let topic = config.ingest.topic.clone();
@@ -249,11 +253,14 @@ async fn quality(
     handles: &mut Handles,
 ) -> anyhow::Result<Running> {
     let engine = crate::quality_engine(config, db.pool().clone()).await?;
-    let role = Arc::new(heal_quality::role::QualityRole::new(
-        Arc::new(engine),
-        Some(bus.clone()),
-        topics::DATA_QUALITY_CHECKS,
-    ));
+    let role = Arc::new(
+        heal_quality::role::QualityRole::new(
+            Arc::new(engine),
+            Some(bus.clone()),
+            topics::DATA_QUALITY_CHECKS,
+        )
+        .on_refusals(config.quality.on_refusals),
+    );
     handles.quality = Some(role.clone());
     let interval = std::time::Duration::from_millis(config.quality.interval_ms);
     let group = format!("{}-quality", config.kafka.group_prefix);

@@ -1,0 +1,121 @@
+//! Stream faults raise a failure event as soon as they are ingested: the ingest role announces
+//! each committed micro-batch with refused events on `pipeline-events`, and the quality role
+//! runs its quarantine checks then instead of at its next cycle (an hour away here).
+
+mod common;
+
+use common::*;
+use heal_bus::{Bus, Consumer};
+use heal_ingest::{Incoming, Ingestor, Settings, Source};
+use heal_model::quality::{ConditionChange, FailureEvent};
+use heal_model::topics::{DATA_QUALITY_CHECKS, PIPELINE_EVENTS};
+use heal_quality::role::{run_loop, QualityRole};
+use heal_testkit::{server_url, wait_until, Backend, TestDb};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+async fn next_failure(c: &mut Consumer, within: Duration) -> Option<FailureEvent> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        for m in c
+            .poll_batch(10, Duration::from_millis(200))
+            .await
+            .expect("poll")
+        {
+            let e: FailureEvent = serde_json::from_slice(&m.payload).expect("a failure event");
+            if e.change == ConditionChange::Opened {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_raises_a_failure_event_without_waiting_for_the_cycle() {
+    let Some(url) = server_url() else {
+        eprintln!("skipped: HEAL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let t = TestDb::new(&Backend::Server(url)).await;
+    let pool = t.pool().clone();
+    let bus = Bus::new(None).unwrap();
+    bus.create_topics(&[PIPELINE_EVENTS, DATA_QUALITY_CHECKS], 1, 1)
+        .await
+        .unwrap();
+    let ingestor = Ingestor::new(pool.clone(), Settings::default())
+        .await
+        .unwrap()
+        .with_events(bus.clone());
+    let role = Arc::new(QualityRole::new(
+        Arc::new(quality(&pool).await),
+        Some(bus.clone()),
+        DATA_QUALITY_CHECKS,
+    ));
+    let mut failures = bus.consumer("test-watch", DATA_QUALITY_CHECKS).unwrap();
+    let pipeline = bus.consumer("test-quality", PIPELINE_EVENTS).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let looping = tokio::spawn(run_loop(
+        role,
+        Duration::from_secs(3600),
+        Some((pipeline, PIPELINE_EVENTS.to_string())),
+        stop_rx,
+    ));
+    // The loop's first cycle runs at once; after it, the next is an hour away.
+    wait_until("the first cycle", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM quality_cursors
+                 WHERE check_name = 'orders_schema' AND moment IS NOT NULL",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+                > 0
+        }
+    })
+    .await;
+    assert!(
+        next_failure(&mut failures, Duration::from_millis(500))
+            .await
+            .is_none(),
+        "an empty database raises nothing"
+    );
+
+    // An order whose amount is text: refused by its schema, announced, checked at once.
+    let now = chrono::Utc::now();
+    let bad = serde_json::json!({
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "event_type": "ORDER_PLACED",
+        "schema_version": "1.0",
+        "timestamp": now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+        "user_id": "user_42",
+        "properties": { "order_amount": "lots", "currency": "USD", "items": 3 },
+    });
+    let outcome = ingestor
+        .ingest(
+            &Source::Http,
+            vec![Incoming {
+                partition: None,
+                offset: None,
+                payload: serde_json::to_vec(&bad).unwrap(),
+                produced_at: Some(now),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.quarantined.len(), 1, "{outcome:?}");
+    let failure = next_failure(&mut failures, Duration::from_secs(30))
+        .await
+        .expect("a failure event long before the next cycle");
+    assert_eq!(
+        (failure.check.as_str(), failure.dataset.as_str()),
+        ("orders_schema", "orders"),
+        "{}",
+        failure.message
+    );
+    stop_tx.send(true).unwrap();
+    looping.await.unwrap();
+    t.finish().await;
+}
