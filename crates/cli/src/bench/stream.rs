@@ -4,8 +4,9 @@
 //! in-process bus), the generator sending clean traffic in real time. One bad event at a time
 //! is sent beside it, rotating over every event type: a payload that does not fit its schema
 //! (one field made null), one that is not JSON, and a valid event sent two hours before its
-//! own time. Each waits for the failure event of the check on its table. Measured: from the
-//! event's quarantine row (ingest's commit) to the failure event on `data-quality-checks`, and
+//! own time. Before each, a pause spread evenly over the quality cycle's interval, so faults
+//! fall at every phase of it; each waits for the failure event of the check on its table.
+//! Measured: from the event's quarantine row (ingest's commit) to the failure event on `data-quality-checks`, and
 //! from the send to it. Two runs side by side: the quality role running its quarantine checks
 //! when ingest reports refused events (`quality.on_refusals`, the default), and the reference,
 //! the same checks at their cycle alone, at the same `interval`.
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Args)]
 pub struct StreamBenchArgs {
     /// Bad events sent with the quarantine checks run on ingest's report.
-    #[arg(long, default_value_t = 45)]
+    #[arg(long, default_value_t = 30)]
     pub faults: usize,
     /// Bad events sent in the reference run (checks at their cycle only).
     #[arg(long, default_value_t = 15)]
@@ -210,7 +211,8 @@ fn targets() -> anyhow::Result<Vec<Target>> {
         fault: "malformed",
         dataset: "raw_events",
         check_type: "schema",
-        payload: b"{\"event_type\": \"ORDER_PLACED\", \"truncated".to_vec(),
+        // No event type to be found in it: charged to raw_events.
+        payload: b"{\"event_id\": \"bench\", \"truncated".to_vec(),
         produced_at: None,
     }];
     // Alternate the two faults so that a table's checks are far apart in the rotation.
@@ -295,6 +297,10 @@ async fn trials(
         .fetch_one(&pool)
         .await?;
     for (i, target) in targets.iter().cycle().take(faults).enumerate() {
+        // Faults fall at every phase of the cycle alike in both runs: a pause spread evenly
+        // over the interval (golden-ratio steps) before each.
+        let phase = (i as f64 * 0.618_034).fract();
+        tokio::time::sleep(Duration::from_secs_f64(phase * interval_secs as f64)).await;
         let sent = Utc::now();
         let record = Record {
             key: format!("bench-{i}").into_bytes(),
@@ -322,8 +328,6 @@ async fn trials(
             sent_to_event_secs: event.as_ref().map(|_| secs(sent)),
         });
         progress.set(i as u64 + 1, faults as u64);
-        // Let the condition the fault opened see a quiet run before its table comes again.
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     progress.finish();
     let _ = stop_tx.send(true);
