@@ -846,9 +846,26 @@ fn print_report(r: &Report) {
     );
 }
 
+/// The value at share `p` of sorted values (the index `(n − 1) · p`, rounded); `None` when
+/// there are none. The benchmarks' and `heal eval`'s p50 and p95.
+pub(crate) fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    let i = (last as f64 * p).round() as usize;
+    Some(sorted[i.min(last)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_round_to_the_nearest_index() {
+        let v: Vec<u64> = (1..=20).collect();
+        assert_eq!(percentile(&v, 0.95), Some(19));
+        assert_eq!(percentile(&v, 0.5), Some(11));
+        assert_eq!(percentile(&v, 1.0), Some(20));
+        assert_eq!(percentile::<f64>(&[], 0.5), None);
+    }
 
     #[test]
     fn replaces_the_database_of_a_url() {

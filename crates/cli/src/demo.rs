@@ -128,6 +128,12 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     let server = tokio::spawn(app.start(stop_rx, Some(bound_tx)));
     let addrs = bound_rx.await.context("the HTTP server did not start")?;
 
+    let run_id = uuid::Uuid::new_v4().to_string();
+    let truth_first = heal_generator::role::truth_first(&scenario);
+    if truth_first {
+        let truth = heal_generator::role::dry_run(&scenario);
+        heal_store::faults::record_ground_truth(&pool, &run_id, &scenario.name, &truth).await?;
+    }
     let gen_bar = progress("generate", 0);
     let (sent, truth) =
         heal_generator::role::publish_scenario(&bus, &scenario, |sent, expected| {
@@ -136,8 +142,9 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
         })
         .await?;
     gen_bar.finish();
-    let run_id = uuid::Uuid::new_v4().to_string();
-    heal_store::faults::record_ground_truth(&pool, &run_id, &scenario.name, &truth).await?;
+    if !truth_first {
+        heal_store::faults::record_ground_truth(&pool, &run_id, &scenario.name, &truth).await?;
+    }
 
     let ingest_bar = progress("ingest", sent);
     loop {

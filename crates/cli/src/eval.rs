@@ -963,11 +963,7 @@ fn ratio(n: usize, d: usize) -> f64 {
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
+    crate::bench::percentile(sorted, p).unwrap_or(0)
 }
 
 pub fn overall(scores: &[ScenarioScore]) -> Overall {

@@ -29,6 +29,14 @@ pub async fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<Exi
     let config = load_config(global, &[])?;
     let scenario = Scenario::load(&args.scenario)?;
     let run_id = uuid::Uuid::new_v4().to_string();
+    // Job faults are recorded before the events go out (a running batch role reads them).
+    let truth_first = !args.no_truth && heal_generator::role::truth_first(&scenario);
+    if truth_first {
+        let db = crate::cli::open_database(&config).await?;
+        let truth = heal_generator::role::dry_run(&scenario);
+        heal_store::faults::record_ground_truth(db.pool(), &run_id, &scenario.name, &truth).await?;
+        db.close().await;
+    }
     let (sent, truth) = match &args.out {
         Some(path) => {
             let mut out: Box<dyn Write> = if path.as_os_str() == "-" {
@@ -63,7 +71,7 @@ pub async fn generate(global: &Global, args: GenerateArgs) -> anyhow::Result<Exi
             result
         }
     };
-    if !args.no_truth {
+    if !args.no_truth && !truth_first {
         let db = crate::cli::open_database(&config).await?;
         heal_store::faults::record_ground_truth(db.pool(), &run_id, &scenario.name, &truth).await?;
         db.close().await;

@@ -24,6 +24,22 @@ fn record(ev: GeneratedEvent) -> Record {
     }
 }
 
+/// The ground truth `scenario` produces, without publishing it (the generator is
+/// deterministic, so publishing it later produces the same). A scenario with job faults needs
+/// it recorded before its events go out: a batch role already running may otherwise compute
+/// the days a fault targets before the fault is known, and never meet it.
+pub fn dry_run(scenario: &Scenario) -> Vec<InjectionRecord> {
+    let mut generator = Generator::new(scenario);
+    generator.by_ref().for_each(drop);
+    generator.ground_truth()
+}
+
+/// Whether `scenario`'s ground truth must be recorded before its events are published (see
+/// [`dry_run`]).
+pub fn truth_first(scenario: &Scenario) -> bool {
+    scenario.faults.iter().any(|f| f.kind.targets_job())
+}
+
 /// Publishes every event of `scenario` to `raw-events`, calling `progress(sent, expected)`
 /// after each chunk. Returns the number sent and the ground truth.
 pub async fn publish_scenario(

@@ -430,7 +430,6 @@ fn judge_holding(
     let window = settings.window_cycles.max(1);
     let fallback_len = period.unwrap_or(24).max(24);
     let scale = |v: f64| if counts { (v.max(0.0) + 1.0).ln() } else { v };
-    let unscale = |v: f64| if counts { v.exp() - 1.0 } else { v };
     let values: Vec<Option<f64>> = grid.iter().map(|v| v.map(scale)).collect();
     // Residual of each earlier unflagged point against its own baseline: the noise the
     // detector has actually seen, phase by phase (baseline error included).
@@ -519,26 +518,12 @@ fn judge_holding(
                 kinds.learn(kind, occurrence, residual);
                 continue;
             };
-            let expected = expected + offset;
-            let sigma = sigma.hypot(spread);
-            let z = (value - expected) / sigma;
-            let up = if counts {
-                ((1.0 + sensitivity * sigma).ln() / sigma).max(SPIKE_FLOOR * sensitivity)
-            } else {
-                sensitivity
-            };
+            let band = Band::new(expected + offset, sigma.hypot(spread), settings);
+            let z = band.z(value);
             out.judged.push(i);
-            if z > up || z < -sensitivity {
-                out.flags.push(Mark {
-                    i,
-                    value: grid[i].unwrap_or_default(),
-                    expected: unscale(expected),
-                    lower: unscale(expected - sensitivity * sigma),
-                    upper: unscale(expected + up * sigma),
-                    score: if z > 0.0 { z * sensitivity / up } else { z },
-                    sustained: None,
-                    stuck: false,
-                });
+            if band.outside(z) {
+                out.flags
+                    .push(band.mark(i, grid[i].unwrap_or_default(), z, None));
             } else {
                 kinds.learn(kind, occurrence, residual);
             }
@@ -549,36 +534,82 @@ fn judge_holding(
             learn(i);
             continue;
         }
-        let z = residual / sigma;
-        // How far up and down a point may go, in units of the noise.
-        let up = if counts {
-            ((1.0 + sensitivity * sigma).ln() / sigma).max(SPIKE_FLOOR * sensitivity)
-        } else {
-            sensitivity
-        };
-        let down = sensitivity;
+        let band = Band::new(expected, sigma, settings);
+        let z = band.z(value);
         out.judged.push(i);
-        let alone = z > up || z < -down;
+        let alone = band.outside(z);
         let sustained = cusum
             .as_mut()
             .filter(|_| accumulate)
             .and_then(|c| c.push(z));
         if alone || sustained.is_some() {
-            out.flags.push(Mark {
-                i,
-                value: grid[i].unwrap_or_default(),
-                expected: unscale(expected),
-                lower: unscale(expected - down * sigma),
-                upper: unscale(expected + up * sigma),
-                score: if z > 0.0 { z * sensitivity / up } else { z },
-                sustained: if alone { None } else { sustained },
-                stuck: false,
-            });
+            let evidence = if alone { None } else { sustained };
+            out.flags
+                .push(band.mark(i, grid[i].unwrap_or_default(), z, evidence));
         } else {
             learn(i);
         }
     }
     out
+}
+
+/// Where a point is expected on the judged scale, and how far up and down it may go in units
+/// of the noise: `sensitivity` down; up as well, or for counts the band a linear judgement
+/// would draw, at least [`SPIKE_FLOOR`] of the sensitivity.
+struct Band {
+    expected: f64,
+    sigma: f64,
+    up: f64,
+    down: f64,
+    sensitivity: f64,
+    counts: bool,
+}
+
+impl Band {
+    fn new(expected: f64, sigma: f64, settings: &Settings) -> Band {
+        let sensitivity = settings.sensitivity;
+        let up = if settings.counts {
+            ((1.0 + sensitivity * sigma).ln() / sigma).max(SPIKE_FLOOR * sensitivity)
+        } else {
+            sensitivity
+        };
+        Band {
+            expected,
+            sigma,
+            up,
+            down: sensitivity,
+            sensitivity,
+            counts: settings.counts,
+        }
+    }
+
+    /// The score of a value on the judged scale.
+    fn z(&self, value: f64) -> f64 {
+        (value - self.expected) / self.sigma
+    }
+
+    fn outside(&self, z: f64) -> bool {
+        z > self.up || z < -self.down
+    }
+
+    /// The flag of point `i` (`raw`: its value as measured), in the series' own units.
+    fn mark(&self, i: usize, raw: f64, z: f64, sustained: Option<f64>) -> Mark {
+        let unscale = |v: f64| if self.counts { v.exp() - 1.0 } else { v };
+        Mark {
+            i,
+            value: raw,
+            expected: unscale(self.expected),
+            lower: unscale(self.expected - self.down * self.sigma),
+            upper: unscale(self.expected + self.up * self.sigma),
+            score: if z > 0.0 {
+                z * self.sensitivity / self.up
+            } else {
+                z
+            },
+            sustained,
+            stuck: false,
+        }
+    }
 }
 
 /// What special days taught: per kind, each day's learned distances from the ordinary

@@ -231,7 +231,7 @@ fn percentiles(mut v: Vec<u64>) -> (u64, u64, u64) {
     if v.is_empty() {
         return (0, 0, 0);
     }
-    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    let at = |p: f64| super::percentile(&v, p).unwrap_or(0);
     (at(0.5), at(0.95), *v.last().unwrap_or(&0))
 }
 

@@ -7,7 +7,7 @@
 //! run (node keys and distances only).
 
 use super::progress::phase;
-use super::Server;
+use super::{percentile, Server};
 use crate::cli::{load_config, Global, OutputFormat};
 use crate::output::{count, table};
 use clap::Args;
@@ -153,14 +153,6 @@ async fn load(pool: &PgPool, args: &LineageBenchArgs) -> anyhow::Result<Vec<Vec<
     sqlx::query("ANALYZE lineage_nodes").execute(pool).await?;
     sqlx::query("ANALYZE lineage_edges").execute(pool).await?;
     Ok(layers)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    Some(sorted[idx.min(sorted.len() - 1)])
 }
 
 fn series(

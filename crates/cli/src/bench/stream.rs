@@ -12,7 +12,7 @@
 //! the same checks at their cycle alone, at the same `interval`.
 
 use super::progress::{phase, Progress};
-use super::Server;
+use super::{percentile, Server};
 use crate::cli::{load_config, Global, OutputFormat};
 use crate::output::table;
 use anyhow::Context;
@@ -371,21 +371,12 @@ fn summarize(mode: &'static str, interval_secs: u64, trials: Vec<Trial>) -> Run 
         mode,
         interval_secs,
         detected: trials.iter().filter(|t| t.check.is_some()).count(),
-        p50_secs: quantile(&lat, 0.5),
-        p95_secs: quantile(&lat, 0.95),
+        p50_secs: percentile(&lat, 0.5),
+        p95_secs: percentile(&lat, 0.95),
         max_secs: lat.last().copied(),
-        sent_p95_secs: quantile(&sent, 0.95),
+        sent_p95_secs: percentile(&sent, 0.95),
         trials,
     }
-}
-
-/// The `q` quantile of sorted values (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    Some(sorted[rank - 1])
 }
 
 fn print(r: &Report) {
@@ -454,13 +445,5 @@ mod tests {
             let e = heal_model::decode::decode(&t.payload).expect(t.dataset);
             assert_eq!(e.kind().table(), t.dataset);
         }
-    }
-
-    #[test]
-    fn quantiles_take_the_nearest_rank() {
-        let v: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(quantile(&v, 0.95), Some(19.0));
-        assert_eq!(quantile(&v, 0.5), Some(10.0));
-        assert_eq!(quantile(&[], 0.5), None);
     }
 }
