@@ -132,19 +132,20 @@ pub struct Ingestor {
 const MAPPINGS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Publishes a [`PipelineStatus::Quarantined`](heal_model::pipeline::PipelineStatus) event of
-/// the job `ingest` for a committed batch (`sent`: the producers' send times of its events);
-/// a full in-process topic drops its oldest record instead of blocking ingest.
-async fn announce_refusals(
-    bus: &heal_bus::Bus,
-    sent: Vec<Option<DateTime<Utc>>>,
-    outcome: &BatchOutcome,
-) {
+/// the job `ingest` for a committed batch of `items`; a full in-process topic drops its oldest
+/// record instead of blocking ingest.
+async fn announce_refusals(bus: &heal_bus::Bus, items: &[Incoming], outcome: &BatchOutcome) {
     use heal_model::pipeline::{PipelineEvent, PipelineStatus};
     let now = Utc::now();
     let times: Vec<DateTime<Utc>> = outcome
         .quarantined
         .iter()
-        .map(|q| sent.get(q.index).copied().flatten().unwrap_or(now))
+        .map(|q| {
+            items
+                .get(q.index)
+                .and_then(|i| i.produced_at)
+                .unwrap_or(now)
+        })
         .collect();
     let (start, end) = (times.iter().min().copied(), times.iter().max().copied());
     let mut e = PipelineEvent::new(
@@ -153,7 +154,7 @@ async fn announce_refusals(
         uuid::Uuid::new_v4(),
         PipelineStatus::Quarantined,
     );
-    e.rows_read = Some(sent.len() as i64);
+    e.rows_read = Some(items.len() as i64);
     e.rows_written = Some(outcome.inserted as i64);
     e.data_start = start;
     e.data_end = end;
@@ -244,23 +245,19 @@ impl Ingestor {
     /// event it still refuses is quarantined as `storage_rejected`, so one bad row never blocks
     /// the stream.
     pub async fn ingest(&self, source: &Source, items: Vec<Incoming>) -> Result<BatchOutcome> {
-        let sent: Vec<Option<DateTime<Utc>>> = match &self.events {
-            Some(_) => items.iter().map(|i| i.produced_at).collect(),
-            None => Vec::new(),
-        };
-        let outcome = self.ingest_batch(source, items).await?;
+        let outcome = self.ingest_batch(source, &items).await?;
         if let Some(bus) = &self.events {
             if !outcome.quarantined.is_empty() {
-                announce_refusals(bus, sent, &outcome).await;
+                announce_refusals(bus, &items, &outcome).await;
             }
         }
         Ok(outcome)
     }
 
-    async fn ingest_batch(&self, source: &Source, items: Vec<Incoming>) -> Result<BatchOutcome> {
+    async fn ingest_batch(&self, source: &Source, items: &[Incoming]) -> Result<BatchOutcome> {
         self.refresh_mappings(true).await?;
-        let prepared = self.prepare(source, &items);
-        match self.commit(source, &items, &prepared).await {
+        let prepared = self.prepare(source, items);
+        match self.commit(source, items, &prepared).await {
             Ok(outcome) => Ok(outcome),
             // A database that cannot take writes at all is not refusing these rows.
             Err(Error::Db(sqlx::Error::Database(db)))
@@ -268,8 +265,8 @@ impl Ingestor {
             {
                 tracing::warn!(error = %db, events = items.len(), "batch refused by the database; retrying events one by one");
                 let mut total = BatchOutcome::default();
-                for (i, item) in items.into_iter().enumerate() {
-                    let one = vec![item];
+                for (i, item) in items.iter().enumerate() {
+                    let one = std::slice::from_ref(item);
                     let outcome = Box::pin(self.ingest_batch(source, one)).await?;
                     total.inserted += outcome.inserted;
                     total.duplicates += outcome.duplicates;
@@ -297,7 +294,7 @@ impl Ingestor {
                     rejected: vec![rejected],
                     watermarks: HashMap::new(),
                 };
-                self.commit(source, &items, &only).await
+                self.commit(source, items, &only).await
             }
             Err(e) => Err(e),
         }
