@@ -121,6 +121,9 @@ pub struct Ingestor {
     settings: Settings,
     /// Newest event time per stream, mirrored from `stream_watermarks` after each commit.
     watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Per stream, how many events in a row arrived alone and far ahead of its watermark
+    /// (`prepare.rs`).
+    pending: Mutex<HashMap<String, u32>>,
     /// The active field mappings and when they were read from `field_mappings`.
     mappings: Mutex<(Arc<Vec<FieldMapping>>, Instant)>,
     /// Where a committed micro-batch that quarantined events is announced (`pipeline-events`),
@@ -202,6 +205,7 @@ impl Ingestor {
             pool,
             settings,
             watermarks: Mutex::new(rows.into_iter().collect()),
+            pending: Mutex::new(HashMap::new()),
             mappings: Mutex::new((Arc::new(mappings), Instant::now())),
             events: None,
         })
@@ -292,7 +296,7 @@ impl Ingestor {
                 let only = Prepared {
                     accepted: Vec::new(),
                     rejected: vec![rejected],
-                    watermarks: HashMap::new(),
+                    ..Prepared::default()
                 };
                 self.commit(source, items, &only).await
             }

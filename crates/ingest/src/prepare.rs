@@ -34,6 +34,9 @@ pub struct Prepared {
     pub rejected: Vec<Rejected>,
     /// New watermark values to store with the batch.
     pub watermarks: HashMap<String, DateTime<Utc>>,
+    /// The oldest event time of the batch on each stream whose watermark moves: where a
+    /// stream's data begins when the batch is its first.
+    pub firsts: HashMap<String, DateTime<Utc>>,
 }
 
 /// The watermark stream of an event: its source and partition. Producers send each partition
@@ -95,6 +98,11 @@ impl Ingestor {
                 (stream, times.len() - 1)
             })
             .collect();
+        // A batch of several events on a stream ends a run of lone far-ahead ones.
+        if by_stream.values().any(|t| t.len() > 1) {
+            let mut pending = self.pending.lock().expect("pending lock");
+            pending.retain(|s, _| by_stream.get(s).is_none_or(|t| t.len() == 1));
+        }
         for ((index, item, event, mapped), (stream, place)) in candidates.into_iter().zip(places) {
             if let Some(&at) = first_by_id.get(&event.event_id) {
                 out.accepted[at].copies += 1;
@@ -113,11 +121,16 @@ impl Ingestor {
                     .or_else(|| current.get(&stream))
                     .copied(),
             };
-            let late =
-                newest.is_some_and(|w| event.occurred_at < w - self.settings.allowed_lateness);
+            let gap = self.settings.allowed_lateness;
+            let late = newest.is_some_and(|w| event.occurred_at < w - gap);
+            let times = &by_stream[&stream];
+            let held = times.len() == 1
+                && *source != Source::Replay
+                && self.lone_far_ahead(&stream, event.occurred_at, newest, gap);
             if newest.is_none_or(|w| event.occurred_at > w)
                 && *source != Source::Replay
-                && !far_ahead(&by_stream[&stream], place, self.settings.allowed_lateness)
+                && !held
+                && !far_ahead(times, place, gap)
             {
                 out.watermarks.insert(stream, event.occurred_at);
             }
@@ -133,9 +146,46 @@ impl Ingestor {
                 copies: 1,
             });
         }
+        out.firsts = out
+            .watermarks
+            .keys()
+            .filter_map(|s| Some((s.clone(), *by_stream.get(s)?.iter().min()?)))
+            .collect();
         out
     }
 }
+
+impl Ingestor {
+    /// Whether an event that arrived alone on its stream (nothing around it in the batch to
+    /// judge it by) is far ahead of the stream's watermark and not yet confirmed. Such events
+    /// move the watermark only once [`CONFIRM`] of them arrive in a row, each alone and far
+    /// ahead, as a source resuming after an outage one event per request does; one device
+    /// clock a day off between ordinary events does not.
+    fn lone_far_ahead(
+        &self,
+        stream: &str,
+        at: DateTime<Utc>,
+        newest: Option<DateTime<Utc>>,
+        gap: chrono::Duration,
+    ) -> bool {
+        let mut pending = self.pending.lock().expect("pending lock");
+        if newest.is_none_or(|w| at - w <= gap) {
+            pending.remove(stream);
+            return false;
+        }
+        let seen = pending.entry(stream.to_string()).or_insert(0);
+        *seen += 1;
+        if *seen >= CONFIRM {
+            pending.remove(stream);
+            return false;
+        }
+        true
+    }
+}
+
+/// Lone far-ahead events in a row that move a stream's watermark: the majority of the
+/// [`NEIGHBOURS`] that judge an event inside a batch.
+const CONFIRM: u32 = (NEIGHBOURS / 2 + 1) as u32;
 
 /// Whether the event at `place` of one stream's batch (times in delivery order) is far ahead
 /// of what was delivered around it: more than `gap` after the median time of the next

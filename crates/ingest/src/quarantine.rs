@@ -168,8 +168,7 @@ pub async fn replay(ingestor: &Ingestor, filter: &Filter) -> crate::Result<Repla
             .collect();
         let only_accepted = crate::Prepared {
             accepted: prepared.accepted,
-            rejected: Vec::new(),
-            watermarks: Default::default(),
+            ..Default::default()
         };
         let outcome = crate::write::write(&mut tx, &Source::Replay, &items, &only_accepted).await?;
         sqlx::query(

@@ -404,20 +404,27 @@ async fn store_watermarks(tx: &mut Tx<'_>, prepared: &Prepared) -> Result<(), sq
     if prepared.watermarks.is_empty() {
         return Ok(());
     }
-    let (streams, times): (Vec<&str>, Vec<DateTime<Utc>>) = prepared
-        .watermarks
-        .iter()
-        .map(|(k, v)| (k.as_str(), *v))
-        .unzip();
+    let mut streams = Vec::with_capacity(prepared.watermarks.len());
+    let mut times = Vec::with_capacity(prepared.watermarks.len());
+    let mut firsts = Vec::with_capacity(prepared.watermarks.len());
+    for (stream, at) in &prepared.watermarks {
+        streams.push(stream.as_str());
+        times.push(*at);
+        firsts.push(prepared.firsts.get(stream).copied().unwrap_or(*at));
+    }
+    // A stream's first event time is set once, by the batch that created it (or, for a row
+    // from before the column existed, by the next batch).
     sqlx::query(
-        "INSERT INTO stream_watermarks (stream, max_event_time)
-         SELECT * FROM UNNEST($1::text[], $2::timestamptz[])
+        "INSERT INTO stream_watermarks (stream, max_event_time, first_event_time)
+         SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::timestamptz[])
          ON CONFLICT (stream) DO UPDATE
          SET max_event_time = GREATEST(stream_watermarks.max_event_time, EXCLUDED.max_event_time),
+             first_event_time = coalesce(stream_watermarks.first_event_time, EXCLUDED.first_event_time),
              updated_at = now()",
     )
     .bind(&streams)
     .bind(&times)
+    .bind(&firsts)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -391,5 +391,51 @@ async fn a_few_events_stamped_far_ahead_do_not_move_the_watermark() {
         );
         let out = ingestor.ingest(&Source::Http, next).await.unwrap();
         assert_eq!((out.inserted, out.late), (5, 0), "{backend}");
+
+        // One event a day ahead posted alone: nothing in its request to judge it by, and it
+        // does not move the watermark either.
+        let watermark = || async {
+            sqlx::query_scalar::<_, DateTime<Utc>>(
+                "SELECT max(max_event_time) FROM stream_watermarks",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        };
+        let alone = |id: &str, hour: i64| {
+            http(vec![bytes(&order(id, hour, 100, "USD"), SchemaVersion::V2)])
+        };
+        let out = ingestor
+            .ingest(&Source::Http, alone("a0", 35))
+            .await
+            .unwrap();
+        assert_eq!(out.inserted, 1, "{backend}");
+        assert_eq!(watermark().await, at(11), "{backend}");
+        let out = ingestor
+            .ingest(&Source::Http, alone("a1", 11))
+            .await
+            .unwrap();
+        assert_eq!((out.inserted, out.late), (1, 0), "{backend}");
+
+        // A source resuming after an outage one event per request: the third in a row far
+        // ahead moves the watermark, and the old time is late from then on.
+        for (i, hour) in [15, 15, 16].into_iter().enumerate() {
+            ingestor
+                .ingest(&Source::Http, alone(&format!("r{i}"), hour))
+                .await
+                .unwrap();
+            let expected = if i < 2 { at(11) } else { at(16) };
+            assert_eq!(
+                watermark().await,
+                expected,
+                "{backend}: after {} alone",
+                i + 1
+            );
+        }
+        let out = ingestor
+            .ingest(&Source::Http, alone("old", 11))
+            .await
+            .unwrap();
+        assert_eq!(out.late, 1, "{backend}");
     }
 }

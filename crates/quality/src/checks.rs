@@ -576,7 +576,12 @@ impl ChecksFile {
             prefix: String::new(),
             table: &top,
         };
-        root.unknown_keys(&["defaults", "check", "calendar"])?;
+        root.unknown_keys(&[
+            "defaults", "check", "calendar", "builtin", "generate", "off",
+        ])?;
+        let builtin = root.boolean("builtin")?.unwrap_or(false);
+        let generate = root.boolean("generate")?.unwrap_or(true);
+        let off = root.strings("off")?.unwrap_or_default();
         let calendar = match top.get("calendar") {
             Some(v) => Calendar::parse(v, file, catalog)?,
             None => Calendar::default(),
@@ -659,6 +664,43 @@ impl ChecksFile {
             }
             checks.push(parse_check(&r, name, &defaults, catalog)?);
         }
+        let mut calendar = calendar;
+        if builtin {
+            // This file's checks override the shipped ones of the same name and add to them.
+            let shipped = Self::default_checks(catalog)?;
+            let mut merged: Vec<Check> = shipped
+                .checks
+                .into_iter()
+                .filter(|c| !names.contains(&c.name))
+                .collect();
+            merged.append(&mut checks);
+            checks = merged;
+            calendar.days.extend(shipped.calendar.days);
+        }
+        if generate {
+            for c in generated(&defaults, catalog, file)? {
+                if !checks.iter().any(|have| have.name == c.name) {
+                    checks.push(c);
+                }
+            }
+        }
+        for (i, name) in off.iter().enumerate() {
+            let before = checks.len();
+            checks.retain(|c| &c.name != name);
+            if checks.len() == before {
+                return Err(root.err(
+                    &format!("off[{}]", i + 1),
+                    format!(
+                        "no check is named {name:?}{}",
+                        if builtin {
+                            ""
+                        } else {
+                            " (set builtin = true to switch off shipped checks)"
+                        }
+                    ),
+                ));
+            }
+        }
         Ok(ChecksFile {
             source: file.to_string(),
             checks,
@@ -669,6 +711,77 @@ impl ChecksFile {
     pub fn get(&self, name: &str) -> Option<&Check> {
         self.checks.iter().find(|c| c.name == name)
     }
+}
+
+/// The checks every event stream gets from the catalogue, named `<table>_<class>`: volume
+/// (with the counts judgement), schema refusals, timestamps not in the future, arrival within
+/// the allowed lateness, and uniqueness of its business key (or of the event id, which counts
+/// events delivered more than once). A declared check of the same name overrides one, `off`
+/// switches one off, and a stream the database lacks gets none. Freshness per stream is the
+/// live `staleness` check's (one subject per event kind); referential, distribution and
+/// relation checks need what the catalogue does not say and are declared.
+fn generated(d: &Defaults, catalog: &Catalog, file: &str) -> Result<Vec<Check>, ChecksError> {
+    let mut out = Vec::new();
+    for kind in EventKind::ALL {
+        let table = kind.table();
+        let Some(columns) = catalog.tables.get(table) else {
+            continue;
+        };
+        let time = kind.time_column();
+        let key = kind.business_key().unwrap_or("event_id");
+        let mut specs = vec![
+            ("volume", r#"type = "volume""#.to_string()),
+            ("schema", r#"type = "schema""#.to_string()),
+            (
+                "timestamps",
+                format!(
+                    r#"type = "validity"
+rule = "not_future"
+column = "{time}""#
+                ),
+            ),
+            (
+                "unique",
+                format!(
+                    r#"type = "uniqueness"
+key = ["{key}"]"#
+                ),
+            ),
+        ];
+        if columns.contains_key("is_late") {
+            specs.push((
+                "on_time",
+                r#"type = "validity"
+column = "is_late"
+values = ["false"]
+max_invalid_rate = 0.02"#
+                    .to_string(),
+            ));
+        }
+        // A class whose column the table lacks is not generated.
+        specs.retain(|(class, _)| match *class {
+            "timestamps" => columns.contains_key(time),
+            "unique" => columns.contains_key(key),
+            _ => true,
+        });
+        for (class, spec) in specs {
+            let mut t: toml::Table = spec.parse().expect("a generated check is valid TOML");
+            t.insert("dataset".into(), table.into());
+            t.insert(
+                "description".into(),
+                format!("Generated for the {} stream ({class})", kind.wire_name()).into(),
+            );
+            let name = format!("{table}_{class}");
+            let r = Reader {
+                file,
+                check: Some(name.clone()),
+                prefix: String::new(),
+                table: &t,
+            };
+            out.push(parse_check(&r, name, d, catalog)?);
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn valid_name(s: &str) -> bool {

@@ -507,7 +507,15 @@ fn judge_holding(
         let enough_noise = pooled.len() >= MIN_NOISE_SAMPLES;
         let floor = 1e-9 * expected.abs().max(1.0);
         let sigma = if enough_noise {
-            noise(&mut pooled).max(floor).hypot(unknown_weekday)
+            let poisson = if counts {
+                poisson_spread(expected)
+            } else {
+                0.0
+            };
+            noise(&mut pooled)
+                .max(floor)
+                .max(poisson)
+                .hypot(unknown_weekday)
         } else {
             0.0
         };
@@ -551,6 +559,15 @@ fn judge_holding(
         }
     }
     out
+}
+
+/// The least noise of a count expected at `expected` on the scale `ln(1 + v)`: one Poisson
+/// standard deviation above it (`√(λ + 1)`, so that a stream expecting nothing still has a
+/// spread of one event). It binds only for sparse streams, whose residuals are mostly zero
+/// (a refund an hour is no spike); busier streams' measured noise is larger.
+fn poisson_spread(expected: f64) -> f64 {
+    let lambda = expected.exp_m1().max(0.0);
+    (1.0 + lambda + (lambda + 1.0).sqrt()).ln() - (1.0 + lambda).ln()
 }
 
 /// Where a point is expected on the judged scale, and how far up and down it may go in units

@@ -251,7 +251,18 @@ pub async fn measure_windows(
     is_date: bool,
     clock: DateTime<Utc>,
     last_end: Option<DateTime<Utc>>,
+    lane_first: Option<DateTime<Utc>>,
 ) -> Result<Vec<Observation>, sqlx::Error> {
+    // Windows start at the table's first row, and not before the first event of the source
+    // whose clock judges them (`lane_first`): a live source is not judged over the empty
+    // stretch between older history and its own start. Day tables count from its day.
+    let day = Duration::days(1);
+    let not_before = |first: Option<DateTime<Utc>>, by_day: bool| {
+        first.map(|f| match lane_first {
+            Some(l) => f.max(if by_day { floor_to(l, day) } else { l }),
+            None => f,
+        })
+    };
     let first_data = match (&check.kind, &check.time) {
         (CheckKind::Reconciliation { left, .. }, _) => {
             let c = Check {
@@ -259,9 +270,9 @@ pub async fn measure_windows(
                 filter: left.filter.clone(),
                 ..check.clone()
             };
-            first_row(conn, &c, &left.time).await?
+            not_before(first_row(conn, &c, &left.time).await?, true)
         }
-        (_, Some(time)) => first_row(conn, check, time).await?,
+        (_, Some(time)) => not_before(first_row(conn, check, time).await?, is_date),
         (_, None) => Some(clock - check.history),
     };
     let plan = plan(check, clock, last_end, first_data);

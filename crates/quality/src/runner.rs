@@ -15,7 +15,7 @@ use heal_model::quality::{ConditionChange, FailureEvent, Severity, FAILURE_EVENT
 use serde::Serialize;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -137,11 +137,44 @@ impl Quality {
             .is_some_and(|t| self.date_tables.contains(&(c.dataset.clone(), t.clone())))
     }
 
-    /// The newest event time the ingest role has seen (the clock windows are judged on).
+    /// The newest event time the ingest role has seen.
     pub async fn data_clock(&self) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
         sqlx::query_scalar("SELECT max(max_event_time) FROM stream_watermarks")
             .fetch_one(&self.pool)
             .await
+    }
+
+    /// The sources events come from, each with its own data clock, oldest clock first:
+    /// those whose watermark moved within [`RETENTION`], and the newest in any case.
+    pub async fn lanes(&self) -> Result<Vec<Lane>, sqlx::Error> {
+        type Row = (
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT regexp_replace(stream, '/[^/]*$', ''), max(max_event_time),
+                        CASE WHEN bool_and(first_event_time IS NOT NULL)
+                             THEN min(first_event_time) END,
+                        max(updated_at), now()
+                 FROM stream_watermarks GROUP BY 1 ORDER BY 2, 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let count = rows.len();
+        Ok(rows
+            .into_iter()
+            .enumerate()
+            .filter(|(i, r)| *i + 1 == count || r.3 > r.4 - RETENTION)
+            .map(|(_, (name, clock, first, updated_at, _))| Lane {
+                name,
+                clock,
+                first,
+                updated_at,
+            })
+            .collect())
     }
 
     /// Runs every check (or only `only`), each in its own transaction.
@@ -157,9 +190,9 @@ impl Quality {
     /// Runs the checks `which` selects (in file order) as one cycle.
     pub async fn run_checks(&self, which: impl Fn(&Check) -> bool) -> Result<CycleReport, Error> {
         let started = Instant::now();
-        let clock = self.data_clock().await?;
+        let lanes = self.lanes().await?;
         let mut report = CycleReport {
-            clock,
+            clock: lanes.last().map(|l| l.clock),
             checks: Vec::new(),
             events: Vec::new(),
             wall_ms: 0,
@@ -170,7 +203,7 @@ impl Quality {
             }
             // One check's storage failing (a connection lost) must not drop what the checks
             // before it committed, nor stop the ones after it.
-            match self.run_check(check, clock).await {
+            match self.run_check(check, &lanes).await {
                 Ok((r, events)) => {
                     report.checks.push(r);
                     report.events.extend(events);
@@ -226,7 +259,7 @@ impl Quality {
     async fn run_check(
         &self,
         check: &Check,
-        clock: Option<DateTime<Utc>>,
+        lanes: &[Lane],
     ) -> Result<(CheckReport, Vec<FailureEvent>), Error> {
         let started = Instant::now();
         let mut report = CheckReport::new(check);
@@ -246,9 +279,9 @@ impl Quality {
         // The measurement runs under a savepoint: a failing query makes an errored result,
         // and the transaction stays usable to record it.
         sqlx::query("SAVEPOINT measure").execute(&mut *tx).await?;
-        let measured = self.measure(&mut tx, check, clock, now).await;
+        let measured = self.measure(&mut tx, check, lanes, now).await;
         let mut events = Vec::new();
-        let (mut obs, cursor) = match measured {
+        let (groups, cursor) = match measured {
             Ok(v) => {
                 // The check's query works again: an open error condition resolves.
                 if let Some(e) = resolve_errored(&mut tx, check, now).await? {
@@ -265,12 +298,17 @@ impl Quality {
                 report.error = Some(message.clone());
                 let mut o = errored(check, now, &message);
                 o.window_start = now;
-                (vec![o], None)
+                (vec![vec![o]], Progress::None)
             }
         };
-        if let Some(a) = &check.anomaly {
-            let calendar = &self.checks.calendar;
-            judge_anomalies(&mut tx, check, a, calendar, &mut obs).await?;
+        // Each source's windows are judged against their own history.
+        let mut obs = Vec::new();
+        for mut group in groups {
+            if let Some(a) = &check.anomaly {
+                let calendar = &self.checks.calendar;
+                judge_anomalies(&mut tx, check, a, calendar, &mut group).await?;
+            }
+            obs.extend(group);
         }
         for o in &obs {
             match o.status {
@@ -316,7 +354,7 @@ impl Quality {
         let newest = if check.kind.incremental() {
             Some(now)
         } else {
-            clock
+            lanes.first().map(|l| l.clock)
         };
         if let Some(newest) = newest {
             sqlx::query("DELETE FROM quality_results WHERE check_name = $1 AND window_end < $2")
@@ -325,7 +363,21 @@ impl Quality {
                 .execute(&mut *tx)
                 .await?;
         }
-        if let Some((position, moment)) = cursor {
+        if let Progress::Lanes(judged) = &cursor {
+            for (lane, until) in judged {
+                sqlx::query(
+                    "INSERT INTO quality_lanes (check_name, lane, judged_until) VALUES ($1, $2, $3)
+                     ON CONFLICT (check_name, lane) DO UPDATE
+                     SET judged_until = coalesce($3, quality_lanes.judged_until), updated_at = now()",
+                )
+                .bind(&check.name)
+                .bind(lane)
+                .bind(until)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        if let Progress::Cursor(position, moment) = cursor {
             sqlx::query(
                 "INSERT INTO quality_cursors (check_name, position, moment) VALUES ($1, $2, $3)
                  ON CONFLICT (check_name) DO UPDATE SET position = $2, moment = $3, updated_at = now()",
@@ -352,15 +404,15 @@ impl Quality {
         Ok((report, events))
     }
 
-    /// Observations of a check, and the cursor to store for an incremental one.
-    #[allow(clippy::type_complexity)]
+    /// Observations of a check, one group per source clock it was judged on, and how far it
+    /// got: the cursor of an incremental check, each judged lane's newest window otherwise.
     async fn measure(
         &self,
         conn: &mut PgConnection,
         check: &Check,
-        clock: Option<DateTime<Utc>>,
+        lanes: &[Lane],
         now: DateTime<Utc>,
-    ) -> Result<(Vec<Observation>, Option<(i64, Option<DateTime<Utc>>)>), sqlx::Error> {
+    ) -> Result<(Vec<Vec<Observation>>, Progress), sqlx::Error> {
         if check.kind.incremental() {
             let cursor: Option<(i64, Option<DateTime<Utc>>)> = sqlx::query_as(
                 "SELECT position, moment FROM quality_cursors WHERE check_name = $1",
@@ -369,23 +421,73 @@ impl Quality {
             .fetch_optional(&mut *conn)
             .await?;
             let has = |t: &str| self.tables.contains(t);
-            let (obs, next) =
+            let (obs, (position, moment)) =
                 eval::measure_increment(conn, check, cursor.unwrap_or((0, None)), now, &has)
                     .await?;
-            return Ok((obs, Some(next)));
+            return Ok((vec![obs], Progress::Cursor(position, moment)));
         }
-        let Some(clock) = clock else {
-            return Ok((vec![], None));
-        };
-        let last_end: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT max(window_end) FROM quality_results WHERE check_name = $1 AND status <> 'error'",
+        let progress: HashMap<String, (Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT lane, judged_until, updated_at FROM quality_lanes WHERE check_name = $1",
         )
         .bind(&check.name)
-        .fetch_one(&mut *conn)
-        .await?;
-        let obs = eval::measure_windows(conn, check, self.is_date(check), clock, last_end).await?;
-        Ok((obs, None))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(lane, until, at)| (lane, (until, at)))
+        .collect();
+        let mut groups = Vec::new();
+        let mut judged = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, lane) in lanes.iter().enumerate() {
+            let done = progress.get(&lane.name);
+            // The newest source is judged every cycle (as time passes, its windows close);
+            // another only when its watermark moved since this check last judged it.
+            let newest = i + 1 == lanes.len();
+            if !newest && done.is_some_and(|(_, at)| lane.updated_at < *at - LANE_MARGIN) {
+                continue;
+            }
+            let last_end = done.and_then(|(until, _)| *until);
+            let first = lane.first;
+            let is_date = self.is_date(check);
+            let obs =
+                eval::measure_windows(conn, check, is_date, lane.clock, last_end, first).await?;
+            judged.push((lane.name.clone(), obs.iter().map(|o| o.window_end).max()));
+            // A window two sources' clocks both reach is judged once.
+            let obs: Vec<Observation> = obs
+                .into_iter()
+                .filter(|o| seen.insert((o.subject.clone(), o.window_start, o.window_end)))
+                .collect();
+            if !obs.is_empty() {
+                groups.push(obs);
+            }
+        }
+        Ok((groups, Progress::Lanes(judged)))
     }
+}
+
+/// A source of events (a topic, or HTTP) with its own data clock: the newest event time its
+/// streams' watermarks reached, and where its data begins. History posted over HTTP beside a
+/// live topic is judged over its own span on its own clock.
+#[derive(Debug, Clone)]
+pub struct Lane {
+    pub name: String,
+    pub clock: DateTime<Utc>,
+    /// The first event time of the source (unknown for streams older than that record).
+    pub first: Option<DateTime<Utc>>,
+    /// When its watermark last moved (wall clock).
+    pub updated_at: DateTime<Utc>,
+}
+
+/// How long before a check last judged a source its watermark may have moved unseen (a write
+/// that began before the check read the lanes and committed after).
+const LANE_MARGIN: Duration = Duration::minutes(1);
+
+/// What a check's measurement got through.
+enum Progress {
+    None,
+    Cursor(i64, Option<DateTime<Utc>>),
+    /// Each judged lane and its newest judged window.
+    Lanes(Vec<(String, Option<DateTime<Utc>>)>),
 }
 
 fn db_message(e: &sqlx::Error) -> String {

@@ -143,10 +143,14 @@ async fn cycles_over_http_publish_one_event_per_condition_change() {
         let (status, body) = call(port, "GET", "/api/quality/checks").await;
         assert_eq!(status, 200);
         let listed = body["checks"].as_array().unwrap();
-        // The built-in checks and the test's own one.
-        let built_in = heal_quality::checks::DEFAULT_CHECKS
-            .matches("[[check]]")
-            .count();
+        // The built-in checks (declared and generated) and the test's own one.
+        let built_in = ChecksFile::default_checks(&catalog).unwrap().checks.len();
+        assert!(
+            built_in
+                > heal_quality::checks::DEFAULT_CHECKS
+                    .matches("[[check]]")
+                    .count()
+        );
         assert_eq!(listed.len(), built_in + 1);
         let schema = listed
             .iter()
@@ -255,6 +259,85 @@ async fn a_query_postgres_refuses_is_refused_at_start_naming_the_check() {
         err.contains("mine.toml") && err.contains("late_orders") && err.contains("is_lat"),
         "{err}"
     );
+    t.finish().await;
+}
+
+#[tokio::test]
+async fn a_checks_file_layers_over_the_shipped_one_and_switches_checks_off() {
+    let t = TestDb::new(&heal_testkit::Backend::Embedded).await;
+    let catalog = Catalog::load(t.pool()).await.unwrap();
+    let shipped = ChecksFile::default_checks(&catalog).unwrap();
+    // Every event stream has its generated checks, named after its table.
+    for table in [
+        "users",
+        "sessions",
+        "product_views",
+        "cart_items",
+        "orders",
+        "payments",
+        "refunds",
+    ] {
+        for class in ["volume", "schema", "timestamps", "on_time", "unique"] {
+            let name = format!("{table}_{class}");
+            assert!(shipped.get(&name).is_some(), "{name} missing");
+        }
+    }
+    // The shipped file's own `orders_volume` overrides the generated one.
+    let orders = shipped.get("orders_volume").unwrap();
+    assert_eq!(orders.anomaly.unwrap().sensitivity, 8.0);
+
+    let mine = ChecksFile::parse(
+        r#"
+        builtin = true
+        off = ["payments_method_mix", "users_unique"]
+        [[check]]
+        name = "orders_volume"
+        type = "volume"
+        dataset = "orders"
+        sensitivity = 6.0
+        [[check]]
+        name = "big_orders"
+        type = "validity"
+        dataset = "orders"
+        column = "amount_minor"
+        max = 1000000
+        "#,
+        "mine.toml",
+        &catalog,
+    )
+    .unwrap();
+    assert_eq!(mine.checks.len(), shipped.checks.len() - 2 + 1);
+    assert!(mine.get("payments_method_mix").is_none() && mine.get("users_unique").is_none());
+    assert_eq!(
+        mine.get("orders_volume")
+            .unwrap()
+            .anomaly
+            .unwrap()
+            .sensitivity,
+        6.0
+    );
+    assert!(mine.get("big_orders").is_some() && mine.get("refunds_volume").is_some());
+
+    // Alone (no `builtin`), a file gets only its own and the generated checks.
+    let alone = ChecksFile::parse(
+        "[[check]]\nname = \"big\"\ntype = \"volume\"\ndataset = \"orders\"\n",
+        "mine.toml",
+        &catalog,
+    )
+    .unwrap();
+    assert!(alone.get("payments_method_mix").is_none() && alone.get("orders_unique").is_some());
+    let bare = ChecksFile::parse("generate = false\n", "mine.toml", &catalog).unwrap();
+    assert!(bare.checks.is_empty());
+
+    // Switching off a check nobody has is refused, naming the key and the value.
+    let e = ChecksFile::parse(
+        "builtin = true\noff = [\"orders_volum\"]\n",
+        "mine.toml",
+        &catalog,
+    )
+    .expect_err("refused");
+    assert_eq!(e.key, "off[1]");
+    assert!(e.message.contains("orders_volum"), "{}", e.message);
     t.finish().await;
 }
 

@@ -38,7 +38,7 @@ fn scenario() -> Scenario {
 
 async fn cycle(pool: &sqlx::PgPool, calendar: &str) -> Vec<FailureEvent> {
     // Each run judges from scratch.
-    sqlx::query("TRUNCATE quality_results, quality_conditions, quality_cursors")
+    sqlx::query("TRUNCATE quality_results, quality_conditions, quality_cursors, quality_lanes")
         .execute(pool)
         .await
         .unwrap();
