@@ -440,8 +440,9 @@ impl Quality {
         let mut seen = HashSet::new();
         for (i, lane) in lanes.iter().enumerate() {
             let done = progress.get(&lane.name);
-            // The newest source is judged every cycle (as time passes, its windows close);
-            // another only when its watermark moved since this check last judged it.
+            // The newest source is judged every cycle, as the one clock was before; another
+            // only when its watermark moved since this check last judged it (nothing of its
+            // windows can have changed otherwise).
             let newest = i + 1 == lanes.len();
             if !newest && done.is_some_and(|(_, at)| lane.updated_at < *at - LANE_MARGIN) {
                 continue;
