@@ -441,8 +441,8 @@ impl Quality {
         for (i, lane) in lanes.iter().enumerate() {
             let done = progress.get(&lane.name);
             // The newest source is judged every cycle, as the one clock was before; another
-            // only when its watermark moved since this check last judged it (nothing of its
-            // windows can have changed otherwise).
+            // only when its watermark moved since this check last judged it (late events
+            // that move no watermark are judged when it next moves).
             let newest = i + 1 == lanes.len();
             if !newest && done.is_some_and(|(_, at)| lane.updated_at < *at - LANE_MARGIN) {
                 continue;
