@@ -438,6 +438,7 @@ impl Quality {
         let mut groups = Vec::new();
         let mut judged = Vec::new();
         let mut seen = HashSet::new();
+        let is_date = self.is_date(check);
         for (i, lane) in lanes.iter().enumerate() {
             let done = progress.get(&lane.name);
             // The newest source is judged every cycle, as the one clock was before; another
@@ -448,10 +449,8 @@ impl Quality {
                 continue;
             }
             let last_end = done.and_then(|(until, _)| *until);
-            let first = lane.first;
-            let is_date = self.is_date(check);
-            let obs =
-                eval::measure_windows(conn, check, is_date, lane.clock, last_end, first).await?;
+            let obs = eval::measure_windows(conn, check, is_date, lane.clock, last_end, lane.first)
+                .await?;
             judged.push((lane.name.clone(), obs.iter().map(|o| o.window_end).max()));
             // A window two sources' clocks both reach is judged once.
             let obs: Vec<Observation> = obs
