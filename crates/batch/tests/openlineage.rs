@@ -11,12 +11,12 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-struct Schemas(heal_lineage::validate::Schemas);
+struct Schemas(heal_openlineage::Schemas);
 
 impl Schemas {
     fn load() -> Schemas {
         let dir = heal_testkit::openlineage_dir();
-        Schemas(heal_lineage::validate::Schemas::load(&dir).expect("the specification loads"))
+        Schemas(heal_openlineage::Schemas::load(&dir).expect("the specification loads"))
     }
 
     /// Every problem of one event against the core schema and each facet's schema. Every

@@ -1,12 +1,11 @@
 //! Command-line definition and dispatch. Global flags override `heal.toml` and the
 //! environment (see `heal-config` for the precedence).
 
-use crate::{bench, demo, ops};
+use crate::{demo, ops};
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use heal_config::{Config, RoleSet};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use clap::{Args, Parser, Subcommand};
+pub use heal_clikit::{load_config, open_database, Global, OutputFormat};
+use heal_config::RoleSet;
 use std::process::ExitCode;
 
 /// Self-healing analytics platform: synthetic e-commerce events with injected faults →
@@ -18,35 +17,6 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
-}
-
-#[derive(Debug, Args)]
-pub struct Global {
-    /// Configuration file (TOML). Default: ./heal.toml if it exists.
-    #[arg(long, global = true, env = "HEAL_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Where embedded state (the embedded PostgreSQL) lives [default: .heal].
-    #[arg(long, global = true, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, global = true, value_enum)]
-    pub log_format: Option<LogFormatArg>,
-    /// Log level or filter (e.g. info, debug, heal_ingest=debug).
-    #[arg(long, global = true, value_name = "LEVEL")]
-    pub log_level: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormatArg {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum OutputFormat {
-    #[default]
-    Table,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -88,7 +58,7 @@ pub enum Command {
     Eval(crate::eval::EvalArgs),
     /// Benchmarks (one command each; see docs/benchmarks.md).
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(heal_bench::BenchCommand),
 }
 
 #[derive(Debug, Args)]
@@ -116,49 +86,6 @@ pub struct MigrateArgs {
     pub output: OutputFormat,
 }
 
-/// Loads the configuration with the CLI flags given to this command on top.
-pub fn load_config(
-    global: &Global,
-    extra: &[(&'static str, &'static str, String)],
-) -> anyhow::Result<Config> {
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let (file, required) = match &global.config {
-        Some(path) => (path.clone(), true),
-        None => (PathBuf::from("heal.toml"), false),
-    };
-    let mut flags: Vec<(&str, &str, String)> = Vec::new();
-    if let Some(d) = &global.data_dir {
-        flags.push(("--data-dir", "data_dir", d.display().to_string()));
-    }
-    if let Some(f) = global.log_format {
-        let v = match f {
-            LogFormatArg::Text => "text",
-            LogFormatArg::Json => "json",
-        };
-        flags.push(("--log-format", "log_format", v.to_string()));
-    }
-    if let Some(l) = &global.log_level {
-        flags.push(("--log-level", "log_level", l.clone()));
-    }
-    flags.extend(extra.iter().map(|(a, b, c)| (*a, *b, c.clone())));
-    let config = Config::load(Some(&file), required, &env, &flags)?;
-    heal_server::telemetry::init_logs(config.log_format, &config.log_level);
-    Ok(config)
-}
-
-/// The configured database (a server by URL, else the embedded engine in the data
-/// directory), migrated to this binary's schema.
-pub async fn open_database(config: &Config) -> anyhow::Result<heal_store::Database> {
-    let db = heal_store::Database::open(
-        config.database_url().as_deref(),
-        config.database.max_connections,
-        &config.data_dir,
-    )
-    .await?;
-    db.migrate().await?;
-    Ok(db)
-}
-
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run(&cli.global, args).await,
@@ -172,7 +99,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aiops(cmd) => crate::aiops::aiops(&cli.global, cmd).await,
         Command::Incidents(cmd) => crate::incidents::incidents(&cli.global, cmd).await,
         Command::Eval(args) => crate::eval::eval(&cli.global, args).await,
-        Command::Bench(cmd) => bench::bench(&cli.global, cmd).await,
+        Command::Bench(cmd) => heal_bench::bench(&cli.global, cmd).await,
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn demo(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
             .policy
             .insert(a.to_string(), heal_config::PolicyRule::Mode(mode.into()));
     }
-    config.executor.interval_ms = 1_000;
+    config.executor.interval = std::time::Duration::from_secs(1);
     let mut scenario = match &args.scenario {
         Some(path) => Scenario::load(path)?,
         None => Scenario::parse(DEMO_SCENARIO, "scenarios/demo.toml")?,
@@ -317,7 +317,7 @@ async fn aiops_section(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The graph as lineage has it now (the role refreshes it on its own every
-    // `aiops.refresh_ms`; the demo is quicker than that).
+    // `aiops.refresh`; the demo is quicker than that).
     aiops.refresh_topology().await?;
     let incidents = aiops.incidents();
     let mut text = format!(

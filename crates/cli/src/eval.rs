@@ -5,13 +5,13 @@
 //! run, as the live roles would after that much traffic. At the end the incidents are scored
 //! against the ground truth the generator recorded (the scoring rules are in the README).
 
-use crate::bench::Server;
 use crate::cli::{load_config, Global, OutputFormat};
 use crate::output::table;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use heal_aiops::{Engine, Topology};
+use heal_bench::Server;
 use heal_generator::{Generator, InjectionRecord, Scenario};
 use heal_ingest::outage::{span_of, OutageTracker};
 use heal_ingest::{Incoming, Ingestor, Settings, Source};
@@ -963,7 +963,7 @@ fn ratio(n: usize, d: usize) -> f64 {
 }
 
 fn percentile(sorted: &[u64], p: f64) -> u64 {
-    crate::bench::percentile(sorted, p).unwrap_or(0)
+    heal_bench::percentile(sorted, p).unwrap_or(0)
 }
 
 pub fn overall(scores: &[ScenarioScore]) -> Overall {

@@ -3,15 +3,15 @@
 
 mod aiops;
 mod batch;
-mod bench;
 mod cli;
 mod demo;
 mod eval;
 mod incidents;
 mod lineage;
 mod ops;
-mod output;
 mod quality;
+
+use heal_clikit::output;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -75,7 +75,7 @@ async fn openlineage_python_client_feeds_a_running_heal() {
                 "HEAL_LINEAGE__OPENLINEAGE_SPEC_DIR",
                 heal_testkit::openlineage_dir(),
             )
-            .env("HEAL_LINEAGE__PROJECT_INTERVAL_MS", "200")
+            .env("HEAL_LINEAGE__PROJECT_INTERVAL", "200ms")
             .env("HEAL_LOG_LEVEL", "warn")
             // Posting lineage needs an operator token; the client sends it as integrations do.
             .env(

@@ -8,6 +8,7 @@
 //! that tests never mutate the process environment.
 
 pub mod dburl;
+pub mod human;
 mod role;
 mod settings;
 

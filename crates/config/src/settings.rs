@@ -7,6 +7,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The shortest loop interval a role accepts.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A duration as configuration writes it (`500ms`, `30s`, `1h 30m`).
+fn human(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -58,7 +67,8 @@ pub struct ExecutorConfig {
     /// Whether the incidents role plans, applies and verifies remediations.
     pub enabled: bool,
     /// Time between the executor's rounds.
-    pub interval_ms: u64,
+    #[serde(with = "crate::human")]
+    pub interval: Duration,
     /// Mode of action types the policy does not name: `auto`, `approve` or `off`.
     pub default_mode: String,
     /// Per action type: a mode (`deduplicate = "approve"`) or modes per severity with a
@@ -72,7 +82,8 @@ pub struct ExecutorConfig {
     /// Most assets one action may touch; larger actions are refused.
     pub max_blast_radius: u32,
     /// How long a remediation has to pass verification before it is rolled back.
-    pub verify_within_secs: u64,
+    #[serde(with = "crate::human")]
+    pub verify_within: Duration,
     /// Largest relative distance of a KPI from its baseline that passes verification.
     pub kpi_tolerance: f64,
     /// Where `notify_owner` and escalations are posted (JSON). Unset: no notifications.
@@ -224,7 +235,8 @@ pub struct LineageConfig {
     /// built-in check.
     pub openlineage_spec_dir: Option<PathBuf>,
     /// How often the event log is projected into the graph.
-    pub project_interval_ms: u64,
+    #[serde(with = "crate::human")]
+    pub project_interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -233,9 +245,10 @@ pub struct QualityConfig {
     /// The checks file (TOML). Unset: the built-in checks for the platform's own tables.
     pub checks_file: Option<PathBuf>,
     /// How often every check runs.
-    pub interval_ms: u64,
+    #[serde(with = "crate::human")]
+    pub interval: Duration,
     /// Whether the checks that read the ingest quarantine run as soon as the ingest role
-    /// reports refused events (false: only every `interval_ms`).
+    /// reports refused events (false: only every `interval`).
     pub on_refusals: bool,
 }
 
@@ -259,12 +272,14 @@ pub struct AiopsConfig {
     /// (microservices). Unset: the lineage graph is read in-process from the database.
     pub lineage_url: Option<String>,
     /// How often the lineage snapshot is refreshed.
-    pub refresh_ms: u64,
+    #[serde(with = "crate::human")]
+    pub refresh: Duration,
     /// An OpenAI-compatible endpoint (`…/v1`) that rewrites explanations as prose. Unset: off.
     pub llm_url: Option<String>,
     pub llm_key: Option<String>,
     pub llm_model: String,
-    pub llm_timeout_ms: u64,
+    #[serde(with = "crate::human")]
+    pub llm_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -287,11 +302,14 @@ pub struct IngestConfig {
     /// Most events written in one transaction.
     pub batch_size: usize,
     /// Longest a partial batch waits before it is written.
-    pub batch_timeout_ms: u64,
+    #[serde(with = "crate::human")]
+    pub batch_timeout: Duration,
     /// Events older than a stream's newest event time minus this are flagged late.
-    pub allowed_lateness_secs: i64,
+    #[serde(with = "crate::human")]
+    pub allowed_lateness: Duration,
     /// Events whose time is this far past their production time are quarantined as future.
-    pub future_tolerance_secs: i64,
+    #[serde(with = "crate::human")]
+    pub future_tolerance: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -314,7 +332,8 @@ pub struct BatchConfig {
     /// Attempts per partition run, the first included.
     pub max_attempts: u32,
     /// Wait before the first retry; doubled before each further one.
-    pub retry_backoff_ms: u64,
+    #[serde(with = "crate::human")]
+    pub retry_backoff: Duration,
     /// Partitions computed at once.
     pub concurrency: usize,
     /// Real seconds slept per simulated second of an injected job delay.
@@ -363,9 +382,9 @@ impl Default for Config {
             ingest: IngestConfig {
                 topic: "raw-events".into(),
                 batch_size: 5000,
-                batch_timeout_ms: 200,
-                allowed_lateness_secs: 3600,
-                future_tolerance_secs: 300,
+                batch_timeout: Duration::from_millis(200),
+                allowed_lateness: Duration::from_secs(3600),
+                future_tolerance: Duration::from_secs(300),
             },
             generator: GeneratorConfig {
                 events_per_second: 20.0,
@@ -376,17 +395,17 @@ impl Default for Config {
                 default_schedule: "every 60s".into(),
                 schedules: Default::default(),
                 max_attempts: 3,
-                retry_backoff_ms: 2000,
+                retry_backoff: Duration::from_secs(2),
                 concurrency: 2,
                 delay_scale: 1.0 / 3600.0,
             },
             lineage: LineageConfig {
                 openlineage_spec_dir: None,
-                project_interval_ms: 1000,
+                project_interval: Duration::from_secs(1),
             },
             quality: QualityConfig {
                 checks_file: None,
-                interval_ms: 60_000,
+                interval: Duration::from_secs(60),
                 on_refusals: true,
             },
             aiops: AiopsConfig {
@@ -396,21 +415,21 @@ impl Default for Config {
                 resolve_after: "PT6H".into(),
                 low_confidence: 0.6,
                 lineage_url: None,
-                refresh_ms: 30_000,
+                refresh: Duration::from_secs(30),
                 llm_url: None,
                 llm_key: None,
                 llm_model: "gpt-4o-mini".into(),
-                llm_timeout_ms: 20_000,
+                llm_timeout: Duration::from_secs(20),
             },
             executor: ExecutorConfig {
                 enabled: true,
-                interval_ms: 5_000,
+                interval: Duration::from_secs(5),
                 default_mode: "approve".into(),
                 policy: BTreeMap::new(),
                 max_actions_per_hour: 20,
                 breaker_failures: 3,
                 max_blast_radius: 25,
-                verify_within_secs: 900,
+                verify_within: Duration::from_secs(900),
                 kpi_tolerance: 0.25,
                 webhook_url: None,
                 kpis: vec![],
@@ -618,18 +637,22 @@ impl Config {
                 }
             }
         }
-        if e.interval_ms < 100 {
+        if e.interval < MIN_INTERVAL {
             return bad(
-                "executor.interval_ms",
-                &e.interval_ms,
-                "must be at least 100",
+                "executor.interval",
+                &human(e.interval),
+                "must be at least 100ms",
             );
         }
         if e.max_actions_per_hour == 0 {
             return bad("executor.max_actions_per_hour", &0, "must be at least 1");
         }
-        if e.verify_within_secs == 0 {
-            return bad("executor.verify_within_secs", &0, "must be at least 1");
+        if e.verify_within < Duration::from_secs(1) {
+            return bad(
+                "executor.verify_within",
+                &human(e.verify_within),
+                "must be at least 1s",
+            );
         }
         if !(e.kpi_tolerance > 0.0 && e.kpi_tolerance <= 10.0) {
             return bad(
@@ -680,21 +703,11 @@ impl Config {
                 "must be between 1 and 1000000",
             );
         }
-        if self.ingest.batch_timeout_ms == 0 {
-            return bad("ingest.batch_timeout_ms", &0, "must be at least 1");
-        }
-        if self.ingest.allowed_lateness_secs < 0 {
+        if self.ingest.batch_timeout < Duration::from_millis(1) {
             return bad(
-                "ingest.allowed_lateness_secs",
-                &self.ingest.allowed_lateness_secs,
-                "must not be negative",
-            );
-        }
-        if self.ingest.future_tolerance_secs < 0 {
-            return bad(
-                "ingest.future_tolerance_secs",
-                &self.ingest.future_tolerance_secs,
-                "must not be negative",
+                "ingest.batch_timeout",
+                &human(self.ingest.batch_timeout),
+                "must be at least 1ms",
             );
         }
         if self.batch.max_attempts == 0 || self.batch.max_attempts > 100 {
@@ -718,11 +731,11 @@ impl Config {
                 "must be a number of at least 0",
             );
         }
-        if self.quality.interval_ms < 100 {
+        if self.quality.interval < MIN_INTERVAL {
             return bad(
-                "quality.interval_ms",
-                &self.quality.interval_ms,
-                "must be at least 100",
+                "quality.interval",
+                &human(self.quality.interval),
+                "must be at least 100ms",
             );
         }
         if let Some(path) = &self.quality.checks_file {
@@ -760,11 +773,11 @@ impl Config {
                 "must be between 0 and 1",
             );
         }
-        if self.aiops.refresh_ms < 100 {
+        if self.aiops.refresh < MIN_INTERVAL {
             return bad(
-                "aiops.refresh_ms",
-                &self.aiops.refresh_ms,
-                "must be at least 100",
+                "aiops.refresh",
+                &human(self.aiops.refresh),
+                "must be at least 100ms",
             );
         }
         for (key, url) in [
@@ -778,8 +791,12 @@ impl Config {
             }
         }
         self.validate_executor()?;
-        if self.lineage.project_interval_ms == 0 {
-            return bad("lineage.project_interval_ms", &0, "must be at least 1");
+        if self.lineage.project_interval < Duration::from_millis(1) {
+            return bad(
+                "lineage.project_interval",
+                &human(self.lineage.project_interval),
+                "must be at least 1ms",
+            );
         }
         if let Some(uri) = &self.neo4j.uri {
             if !["bolt://", "neo4j://"].iter().any(|s| uri.starts_with(s)) {
@@ -934,11 +951,21 @@ fn describe(e: &figment::Error) -> ConfigError {
             .as_ref()
             .map(|m| m.name.to_string())
             .unwrap_or_else(|| "defaults".into());
-        let kind = if is_secret(&key) {
+        let mut kind = if is_secret(&key) {
             "invalid value (not shown: secret)".to_string()
         } else {
             error.kind.to_string()
         };
+        if let figment::error::Kind::UnknownField(field, _) = &error.kind {
+            if let Some(stem) = field
+                .strip_suffix("_ms")
+                .or_else(|| field.strip_suffix("_secs"))
+            {
+                kind.push_str(&format!(
+                    "; durations are written with their unit under the name without it: `{stem} = \"30s\"`"
+                ));
+            }
+        }
         if key.is_empty() {
             parts.push(format!("{kind} (from {origin})"));
         } else {
@@ -986,7 +1013,7 @@ mod tests {
         let file = dir.join("heal.toml");
         std::fs::write(
             &file,
-            "http_addr = \"127.0.0.1:9000\"\n[ingest]\nbatch_size = 10\nbatch_timeout_ms = 7\n[kafka]\npartitions = 3\n",
+            "http_addr = \"127.0.0.1:9000\"\n[ingest]\nbatch_size = 10\nbatch_timeout = \"7ms\"\n[kafka]\npartitions = 3\n",
         )
         .unwrap();
         let e = env(&[
@@ -996,10 +1023,18 @@ mod tests {
         let flags = [("--partitions", "kafka.partitions", "5".to_string())];
         let c = Config::load(Some(&file), true, &e, &flags).unwrap();
         assert_eq!(c.http_addr.port(), 9000, "file beats defaults");
-        assert_eq!(c.ingest.batch_timeout_ms, 7, "file beats defaults");
+        assert_eq!(
+            c.ingest.batch_timeout,
+            Duration::from_millis(7),
+            "file beats defaults"
+        );
         assert_eq!(c.ingest.batch_size, 20, "env beats file");
         assert_eq!(c.kafka.partitions, 5, "flag beats env");
-        assert_eq!(c.ingest.allowed_lateness_secs, 3600, "default kept");
+        assert_eq!(
+            c.ingest.allowed_lateness,
+            Duration::from_secs(3600),
+            "default kept"
+        );
     }
 
     #[test]
@@ -1051,9 +1086,22 @@ mod tests {
             err.contains("neo4j.uri = http://neo4j:7474") && err.contains("bolt://"),
             "{err}"
         );
-        let e = env(&[("HEAL_LINEAGE__PROJECT_INTERVAL_MS", "0")]);
+        let e = env(&[("HEAL_LINEAGE__PROJECT_INTERVAL", "0s")]);
         let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
-        assert!(err.contains("lineage.project_interval_ms = 0"), "{err}");
+        assert!(err.contains("lineage.project_interval = 0s"), "{err}");
+        let e = env(&[("HEAL_QUALITY__INTERVAL", "soon")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("quality.interval") && err.contains("\"soon\" is not a duration"),
+            "{err}"
+        );
+        let e = env(&[("HEAL_QUALITY__INTERVAL", "60")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("60 has no unit"), "{err}");
+        // A key of the old form says how durations are written now.
+        let e = env(&[("HEAL_QUALITY__INTERVAL_MS", "60000")]);
+        let err = Config::load(None, false, &e, &[]).unwrap_err().to_string();
+        assert!(err.contains("`interval = \"30s\"`"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use chrono::Duration;
 use heal_model::duration::{format_iso_duration, parse_iso_duration};
 use heal_model::quality::Severity;
 use heal_model::{EventKind, ReasonCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -428,15 +428,139 @@ impl Default for Defaults {
     }
 }
 
-/// Reads the keys of one table, remembering which were used.
-struct Reader<'a> {
+/// A checks file as written. Serde reads its shape (unknown keys and wrong types are refused
+/// with the key they concern); the catalogue pass that follows ([`parse_check`]) decides what
+/// it means for this database.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    defaults: Option<RawDefaults>,
+    /// Each `[[check]]` is read on its own, so that its errors name it.
+    #[serde(default)]
+    check: Vec<toml::Table>,
+    calendar: Option<toml::Value>,
+    builtin: Option<bool>,
+    generate: Option<bool>,
+    off: Option<OneOrMany>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefaults {
+    severity: Option<String>,
+    sensitivity: Option<f64>,
+    every: Option<String>,
+    settle: Option<String>,
+    lookback: Option<String>,
+    history: Option<String>,
+    clear_after: Option<f64>,
+}
+
+/// One string or a list of them (`key = "order_id"` or `key = ["user_id", "day"]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Every key a check may have; which of them its type takes is [`type_keys`]'s business.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    /// Read (and validated) before the rest, to name the check in errors.
+    #[serde(rename = "name")]
+    _name: Option<toml::Value>,
+    /// Read before the rest: it decides which keys the check takes.
+    #[serde(rename = "type")]
+    _type: Option<toml::Value>,
+    description: Option<String>,
+    dataset: Option<String>,
+    time: Option<String>,
+    filter: Option<String>,
+    severity: Option<String>,
+    every: Option<String>,
+    window: Option<String>,
+    settle: Option<String>,
+    lookback: Option<String>,
+    history: Option<String>,
+    anomaly: Option<bool>,
+    sensitivity: Option<f64>,
+    direction: Option<String>,
+    clear_after: Option<f64>,
+    max_age: Option<String>,
+    min_rows: Option<f64>,
+    max_rows: Option<f64>,
+    columns: Option<OneOrMany>,
+    max_null_rate: Option<f64>,
+    key: Option<OneOrMany>,
+    max_duplicate_rate: Option<f64>,
+    column: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+    values: Option<OneOrMany>,
+    pattern: Option<String>,
+    rule: Option<String>,
+    max_invalid_rate: Option<f64>,
+    references: Option<String>,
+    grace: Option<String>,
+    max_orphan_rate: Option<f64>,
+    kind: Option<String>,
+    baseline: Option<String>,
+    max_psi: Option<f64>,
+    left: Option<RawSide>,
+    right: Option<RawSide>,
+    min_ratio: Option<f64>,
+    max_ratio: Option<f64>,
+    reasons: Option<OneOrMany>,
+    jobs: Option<OneOrMany>,
+    max_delay: Option<String>,
+    max_quarantine_rate: Option<f64>,
+    sql: Option<String>,
+    max_silence: Option<String>,
+    min_expected: Option<f64>,
+    of: Option<String>,
+    of_time: Option<String>,
+    of_filter: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSide {
+    dataset: Option<String>,
+    value: Option<String>,
+    time: Option<String>,
+    filter: Option<String>,
+}
+
+/// Reads `value` as `T`; an error names the key it concerns (under `prefix`, e.g. `left.`).
+fn read<T: serde::de::DeserializeOwned>(value: toml::Value, cx: &Cx<'_>) -> Result<T, ChecksError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().trim().to_string();
+        // An unknown key is reported at the key itself.
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let key = rest.split('`').next().unwrap_or_default();
+            let key = if path == "." {
+                key.to_string()
+            } else {
+                format!("{path}.{key}")
+            };
+            return cx.err(&key, format!("unknown key; {message}"));
+        }
+        cx.err(if path == "." { "" } else { path.as_str() }, message)
+    })
+}
+
+/// Where a value was read: the file, the check and the key prefix errors name.
+struct Cx<'a> {
     file: &'a str,
     check: Option<String>,
     prefix: String,
-    table: &'a toml::Table,
 }
 
-impl<'a> Reader<'a> {
+impl Cx<'_> {
     fn err(&self, key: &str, message: impl Into<String>) -> ChecksError {
         ChecksError {
             file: self.file.to_string(),
@@ -446,51 +570,45 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn get(&self, key: &str) -> Option<&'a toml::Value> {
-        self.table.get(key)
-    }
-
-    fn string(&self, key: &str) -> Result<Option<String>, ChecksError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
-            Some(toml::Value::String(_)) => Err(self.err(key, "must not be empty")),
-            Some(v) => Err(self.err(key, format!("{v} is not a string"))),
+    /// A string that must not be blank when given.
+    fn text(&self, key: &str, v: Option<String>) -> Result<Option<String>, ChecksError> {
+        match v {
+            Some(s) if s.trim().is_empty() => Err(self.err(key, "must not be empty")),
+            v => Ok(v),
         }
     }
 
-    fn required(&self, key: &str) -> Result<String, ChecksError> {
-        self.string(key)?
+    fn required(&self, key: &str, v: Option<String>) -> Result<String, ChecksError> {
+        self.text(key, v)?
             .ok_or_else(|| self.err(key, "is required for this check type"))
     }
 
-    fn number(&self, key: &str) -> Result<Option<f64>, ChecksError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Integer(i)) => Ok(Some(*i as f64)),
-            Some(toml::Value::Float(f)) if f.is_finite() => Ok(Some(*f)),
-            Some(v) => Err(self.err(key, format!("{v} is not a number"))),
+    fn number(&self, key: &str, v: Option<f64>) -> Result<Option<f64>, ChecksError> {
+        match v {
+            Some(n) if !n.is_finite() => Err(self.err(key, format!("{n} is not a number"))),
+            v => Ok(v),
         }
     }
 
-    fn rate(&self, key: &str, default: f64) -> Result<f64, ChecksError> {
-        match self.number(key)? {
+    fn rate(&self, key: &str, v: Option<f64>, default: f64) -> Result<f64, ChecksError> {
+        match self.number(key, v)? {
             None => Ok(default),
             Some(r) if (0.0..=1.0).contains(&r) => Ok(r),
             Some(r) => Err(self.err(key, format!("{r} is not a rate between 0 and 1"))),
         }
     }
 
-    fn count(&self, key: &str, default: i64) -> Result<i64, ChecksError> {
-        match self.number(key)? {
+    fn count(&self, key: &str, v: Option<f64>, default: i64) -> Result<i64, ChecksError> {
+        match self.number(key, v)? {
             None => Ok(default),
             Some(n) if n >= 0.0 && n.fract() == 0.0 => Ok(n as i64),
             Some(n) => Err(self.err(key, format!("{n} is not a whole number ≥ 0"))),
         }
     }
 
-    fn duration(&self, key: &str) -> Result<Option<Duration>, ChecksError> {
-        let Some(text) = self.string(key)? else {
+    /// An ISO 8601 duration longer than zero.
+    fn duration(&self, key: &str, v: Option<String>) -> Result<Option<Duration>, ChecksError> {
+        let Some(text) = self.text(key, v)? else {
             return Ok(None);
         };
         let d = parse_iso_duration(&text).map_err(|e| self.err(key, e))?;
@@ -500,47 +618,27 @@ impl<'a> Reader<'a> {
         Ok(Some(d))
     }
 
-    fn strings(&self, key: &str) -> Result<Option<Vec<String>>, ChecksError> {
-        match self.get(key) {
+    /// A non-empty list of strings (one string is a list of one).
+    fn list(&self, key: &str, v: Option<OneOrMany>) -> Result<Option<Vec<String>>, ChecksError> {
+        match v {
             None => Ok(None),
-            Some(toml::Value::Array(items)) => {
-                let mut out = Vec::new();
-                for v in items {
-                    match v {
-                        toml::Value::String(s) => out.push(s.clone()),
-                        other => {
-                            return Err(self.err(key, format!("{other} is not a string")));
-                        }
-                    }
-                }
-                if out.is_empty() {
-                    return Err(self.err(key, "must not be empty"));
-                }
-                Ok(Some(out))
+            Some(OneOrMany::One(s)) => Ok(Some(vec![s])),
+            Some(OneOrMany::Many(list)) if list.is_empty() => {
+                Err(self.err(key, "must not be empty"))
             }
-            Some(toml::Value::String(s)) => Ok(Some(vec![s.clone()])),
-            Some(v) => Err(self.err(key, format!("{v} is not a list of strings"))),
+            Some(OneOrMany::Many(list)) => Ok(Some(list)),
         }
     }
+}
 
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ChecksError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(v) => Err(self.err(key, format!("{v} is not true or false"))),
-        }
-    }
-
-    fn unknown_keys(&self, allowed: &[&str]) -> Result<(), ChecksError> {
-        for key in self.table.keys() {
-            if !allowed.contains(&key.as_str()) {
-                return Err(self.err(
-                    key,
-                    format!("unknown key; this table takes {}", allowed.join(", ")),
-                ));
-            }
-        }
-        Ok(())
+/// The keys of `table` outside `allowed` are refused, naming what the table takes.
+fn only_keys(table: &toml::Table, allowed: &[&str], cx: &Cx<'_>) -> Result<(), ChecksError> {
+    match table.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(key) => Err(cx.err(
+            key,
+            format!("unknown key; this table takes {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -570,68 +668,88 @@ impl ChecksFile {
             key: String::new(),
             message: format!("not valid TOML: {}", e.message()),
         })?;
-        let root = Reader {
+        let root = Cx {
             file,
             check: None,
             prefix: String::new(),
-            table: &top,
         };
-        root.unknown_keys(&[
-            "defaults", "check", "calendar", "builtin", "generate", "off",
-        ])?;
-        let builtin = root.boolean("builtin")?.unwrap_or(false);
-        let generate = root.boolean("generate")?.unwrap_or(true);
-        let off = root.strings("off")?.unwrap_or_default();
-        let calendar = match top.get("calendar") {
+        only_keys(
+            &top,
+            &[
+                "defaults", "check", "calendar", "builtin", "generate", "off",
+            ],
+            &root,
+        )?;
+        match top.get("check") {
+            None => {}
+            Some(toml::Value::Array(items)) => {
+                if let Some(i) = items.iter().position(|v| !v.is_table()) {
+                    return Err(root.err(&format!("check[{}]", i + 1), "must be a table"));
+                }
+            }
+            Some(_) => return Err(root.err("check", "must be an array of tables ([[check]])")),
+        }
+        if let Some(d) = top.get("defaults") {
+            let toml::Value::Table(t) = d else {
+                return Err(root.err("defaults", "must be a table"));
+            };
+            let cx = Cx {
+                file,
+                check: None,
+                prefix: "defaults.".into(),
+            };
+            only_keys(
+                t,
+                &[
+                    "severity",
+                    "sensitivity",
+                    "every",
+                    "settle",
+                    "lookback",
+                    "history",
+                    "clear_after",
+                ],
+                &cx,
+            )?;
+        }
+        let raw: RawFile = read(toml::Value::Table(top.clone()), &root)?;
+        let builtin = raw.builtin.unwrap_or(false);
+        let generate = raw.generate.unwrap_or(true);
+        let off = root.list("off", raw.off)?.unwrap_or_default();
+        let calendar = match &raw.calendar {
             Some(v) => Calendar::parse(v, file, catalog)?,
             None => Calendar::default(),
         };
         let mut defaults = Defaults::default();
-        if let Some(v) = top.get("defaults") {
-            let toml::Value::Table(t) = v else {
-                return Err(root.err("defaults", "must be a table"));
-            };
-            let r = Reader {
+        if let Some(d) = raw.defaults {
+            let r = Cx {
                 file,
                 check: None,
                 prefix: "defaults.".into(),
-                table: t,
             };
-            r.unknown_keys(&[
-                "severity",
-                "sensitivity",
-                "every",
-                "settle",
-                "lookback",
-                "history",
-                "clear_after",
-            ])?;
-            if let Some(s) = r.string("severity")? {
+            if let Some(s) = r.text("severity", d.severity)? {
                 defaults.severity = s.parse().map_err(|e: String| r.err("severity", e))?;
             }
-            if let Some(s) = r.number("sensitivity")? {
+            if let Some(s) = r.number("sensitivity", d.sensitivity)? {
                 if s <= 0.0 {
                     return Err(r.err("sensitivity", format!("{s} must be above 0")));
                 }
                 defaults.sensitivity = s;
             }
-            defaults.every = r.duration("every")?.unwrap_or(defaults.every);
-            defaults.settle = r.duration("settle")?.unwrap_or(defaults.settle);
-            defaults.lookback = r.duration("lookback")?.unwrap_or(defaults.lookback);
-            defaults.history = r.duration("history")?.unwrap_or(defaults.history);
-            defaults.clear_after = r.count("clear_after", defaults.clear_after as i64)? as u32;
+            defaults.every = r.duration("every", d.every)?.unwrap_or(defaults.every);
+            defaults.settle = r.duration("settle", d.settle)?.unwrap_or(defaults.settle);
+            defaults.lookback = r
+                .duration("lookback", d.lookback)?
+                .unwrap_or(defaults.lookback);
+            defaults.history = r
+                .duration("history", d.history)?
+                .unwrap_or(defaults.history);
+            defaults.clear_after =
+                r.count("clear_after", d.clear_after, defaults.clear_after as i64)? as u32;
         }
-        let items = match top.get("check") {
-            None => Vec::new(),
-            Some(toml::Value::Array(items)) => items.clone(),
-            Some(_) => return Err(root.err("check", "must be an array of tables ([[check]])")),
-        };
         let mut checks = Vec::new();
         let mut names = BTreeSet::new();
-        for (i, item) in items.iter().enumerate() {
-            let toml::Value::Table(t) = item else {
-                return Err(root.err(&format!("check[{}]", i + 1), "must be a table"));
-            };
+        for (i, t) in raw.check.into_iter().enumerate() {
             let name = match t.get("name") {
                 Some(toml::Value::String(s)) if valid_name(s) => s.clone(),
                 Some(v) => {
@@ -653,16 +771,15 @@ impl ChecksFile {
                     })
                 }
             };
-            let r = Reader {
+            let cx = Cx {
                 file,
                 check: Some(name.clone()),
                 prefix: String::new(),
-                table: t,
             };
             if !names.insert(name.clone()) {
-                return Err(r.err("name", "another check has this name"));
+                return Err(cx.err("name", "another check has this name"));
             }
-            checks.push(parse_check(&r, name, &defaults, catalog)?);
+            checks.push(parse_check(&cx, &t, name, &defaults, catalog)?);
         }
         let mut calendar = calendar;
         if builtin {
@@ -772,13 +889,12 @@ max_invalid_rate = 0.02"#
                 format!("Generated for the {} stream ({class})", kind.wire_name()).into(),
             );
             let name = format!("{table}_{class}");
-            let r = Reader {
+            let cx = Cx {
                 file,
                 check: Some(name.clone()),
                 prefix: String::new(),
-                table: &t,
             };
-            out.push(parse_check(&r, name, d, catalog)?);
+            out.push(parse_check(&cx, &t, name, d, catalog)?);
         }
     }
     Ok(out)
@@ -792,7 +908,7 @@ pub(crate) fn valid_name(s: &str) -> bool {
 }
 
 fn dataset_column(
-    r: &Reader<'_>,
+    r: &Cx<'_>,
     catalog: &Catalog,
     dataset: &str,
     key: &str,
@@ -831,12 +947,19 @@ fn is_numeric_type(ty: &str) -> bool {
 }
 
 fn parse_check(
-    r: &Reader<'_>,
+    r: &Cx<'_>,
+    table: &toml::Table,
     name: String,
     d: &Defaults,
     catalog: &Catalog,
 ) -> Result<Check, ChecksError> {
-    let ty = r.required("type")?;
+    let ty = r.required(
+        "type",
+        table
+            .get("type")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+    )?;
     if !TYPES.contains(&ty.as_str()) {
         return Err(r.err(
             "type",
@@ -845,9 +968,10 @@ fn parse_check(
     }
     let mut allowed: Vec<&str> = COMMON.to_vec();
     allowed.extend_from_slice(type_keys(&ty));
-    r.unknown_keys(&allowed)?;
+    only_keys(table, &allowed, r)?;
+    let mut c: RawCheck = read(toml::Value::Table(table.clone()), r)?;
 
-    let dataset = match (ty.as_str(), r.string("dataset")?) {
+    let dataset = match (ty.as_str(), r.text("dataset", c.dataset.take())?) {
         ("pipeline", None) => "job_runs".to_string(),
         ("reconciliation", None) => String::new(),
         (_, None) => return Err(r.err("dataset", "is required")),
@@ -867,15 +991,17 @@ fn parse_check(
             ),
         ));
     }
-    let severity = match r.string("severity")? {
+    let severity = match r.text("severity", c.severity.take())? {
         Some(s) => s.parse().map_err(|e: String| r.err("severity", e))?,
         None => d.severity,
     };
-    let every = r.duration("every")?.unwrap_or(if ty == "reconciliation" {
-        Duration::days(1)
-    } else {
-        d.every
-    });
+    let every = r
+        .duration("every", c.every.take())?
+        .unwrap_or(if ty == "reconciliation" {
+            Duration::days(1)
+        } else {
+            d.every
+        });
     if every < Duration::minutes(1) || Duration::days(1).num_seconds() % every.num_seconds() != 0 {
         return Err(r.err(
             "every",
@@ -890,7 +1016,9 @@ fn parse_check(
         "relation" => Duration::hours(3).max(every),
         _ => every,
     };
-    let window = r.duration("window")?.unwrap_or(default_window);
+    let window = r
+        .duration("window", c.window.take())?
+        .unwrap_or(default_window);
     if window < every || window.num_seconds() % every.num_seconds() != 0 {
         return Err(r.err(
             "window",
@@ -901,11 +1029,17 @@ fn parse_check(
             ),
         ));
     }
-    let settle = r.duration("settle")?.unwrap_or(d.settle);
-    let lookback = r.duration("lookback")?.unwrap_or(d.lookback);
-    let history = r.duration("history")?.unwrap_or(d.history);
-    let clear_after = r.count("clear_after", d.clear_after as i64)?.max(1) as u32;
-    let filter = r.string("filter")?;
+    let settle = r.duration("settle", c.settle.take())?.unwrap_or(d.settle);
+    let lookback = r
+        .duration("lookback", c.lookback.take())?
+        .unwrap_or(d.lookback);
+    let history = r
+        .duration("history", c.history.take())?
+        .unwrap_or(d.history);
+    let clear_after = r
+        .count("clear_after", c.clear_after, d.clear_after as i64)?
+        .max(1) as u32;
+    let filter = r.text("filter", c.filter.take())?;
 
     let time = if matches!(
         ty.as_str(),
@@ -913,7 +1047,7 @@ fn parse_check(
     ) {
         None
     } else {
-        match r.string("time")? {
+        match r.text("time", c.time.take())? {
             Some(col) => Some(col),
             None => default_time_column(&dataset)
                 .map(str::to_string)
@@ -951,13 +1085,13 @@ fn parse_check(
         ));
     }
 
-    let anomaly_on = r.boolean("anomaly")?.unwrap_or(ty == "volume");
-    let sensitivity = match r.number("sensitivity")? {
+    let anomaly_on = c.anomaly.unwrap_or(ty == "volume");
+    let sensitivity = match r.number("sensitivity", c.sensitivity)? {
         Some(s) if s > 0.0 => s,
         Some(s) => return Err(r.err("sensitivity", format!("{s} must be above 0"))),
         None => d.sensitivity,
     };
-    let direction = match r.string("direction")?.as_deref() {
+    let direction = match r.text("direction", c.direction.take())?.as_deref() {
         None | Some("both") => Direction::Both,
         Some("drop") => Direction::Drop,
         Some("spike") => Direction::Spike,
@@ -982,12 +1116,12 @@ fn parse_check(
     let kind = match ty.as_str() {
         "freshness" => CheckKind::Freshness {
             max_age: r
-                .duration("max_age")?
+                .duration("max_age", c.max_age.take())?
                 .ok_or_else(|| r.err("max_age", "is required (e.g. PT30M)"))?,
         },
         "volume" => {
-            let min_rows = r.number("min_rows")?;
-            let max_rows = r.number("max_rows")?;
+            let min_rows = r.number("min_rows", c.min_rows)?;
+            let max_rows = r.number("max_rows", c.max_rows)?;
             if let (Some(lo), Some(hi)) = (min_rows, max_rows) {
                 if lo > hi {
                     return Err(r.err("min_rows", format!("{lo} is above max_rows {hi}")));
@@ -997,7 +1131,7 @@ fn parse_check(
         }
         "completeness" => {
             let columns = r
-                .strings("columns")?
+                .list("columns", c.columns.take())?
                 .ok_or_else(|| r.err("columns", "is required"))?;
             for c in &columns {
                 dataset_column(r, catalog, &dataset, "columns", c)?;
@@ -1005,12 +1139,12 @@ fn parse_check(
             column = columns.first().cloned();
             CheckKind::Completeness {
                 columns,
-                max_null_rate: r.rate("max_null_rate", 0.0)?,
+                max_null_rate: r.rate("max_null_rate", c.max_null_rate, 0.0)?,
             }
         }
         "uniqueness" => {
             let key = r
-                .strings("key")?
+                .list("key", c.key.take())?
                 .ok_or_else(|| r.err("key", "is required"))?;
             for c in &key {
                 dataset_column(r, catalog, &dataset, "key", c)?;
@@ -1018,17 +1152,17 @@ fn parse_check(
             column = Some(key.join(","));
             CheckKind::Uniqueness {
                 key,
-                max_duplicate_rate: r.rate("max_duplicate_rate", 0.0)?,
+                max_duplicate_rate: r.rate("max_duplicate_rate", c.max_duplicate_rate, 0.0)?,
             }
         }
         "validity" => {
-            let col = r.required("column")?;
+            let col = r.required("column", c.column.take())?;
             dataset_column(r, catalog, &dataset, "column", &col)?;
             let col_type = catalog.column_type(&dataset, &col).unwrap_or_default();
-            let (min, max) = (r.number("min")?, r.number("max")?);
-            let values = r.strings("values")?;
-            let pattern = r.string("pattern")?;
-            let named = r.string("rule")?;
+            let (min, max) = (r.number("min", c.min)?, r.number("max", c.max)?);
+            let values = r.list("values", c.values.take())?;
+            let pattern = r.text("pattern", c.pattern.take())?;
+            let named = r.text("rule", c.rule.take())?;
             let given = [
                 min.is_some() || max.is_some(),
                 values.is_some(),
@@ -1057,7 +1191,7 @@ fn parse_check(
                         "not_future reads the ingest quarantine: use it on a table the ingest role writes",
                     ));
                 }
-                if r.get("max_invalid_rate").is_some() {
+                if c.max_invalid_rate.is_some() {
                     return Err(r.err(
                         "max_invalid_rate",
                         "not_future counts refused events (any one fails): it takes no rate",
@@ -1086,13 +1220,13 @@ fn parse_check(
             CheckKind::Validity {
                 column: col,
                 rule,
-                max_invalid_rate: r.rate("max_invalid_rate", 0.0)?,
+                max_invalid_rate: r.rate("max_invalid_rate", c.max_invalid_rate, 0.0)?,
             }
         }
         "referential" => {
-            let col = r.required("column")?;
+            let col = r.required("column", c.column.take())?;
             dataset_column(r, catalog, &dataset, "column", &col)?;
-            let refs = r.required("references")?;
+            let refs = r.required("references", c.references.take())?;
             let (parent, parent_column) = refs
                 .split_once('.')
                 .ok_or_else(|| r.err("references", format!("{refs:?}: write table.column")))?;
@@ -1105,15 +1239,17 @@ fn parse_check(
                 column: col,
                 parent: parent.to_string(),
                 parent_column: parent_column.to_string(),
-                grace: r.duration("grace")?.unwrap_or(Duration::hours(1)),
-                max_orphan_rate: r.rate("max_orphan_rate", 0.0)?,
+                grace: r
+                    .duration("grace", c.grace.take())?
+                    .unwrap_or(Duration::hours(1)),
+                max_orphan_rate: r.rate("max_orphan_rate", c.max_orphan_rate, 0.0)?,
             }
         }
         "distribution" => {
-            let col = r.required("column")?;
+            let col = r.required("column", c.column.take())?;
             dataset_column(r, catalog, &dataset, "column", &col)?;
             let col_type = catalog.column_type(&dataset, &col).unwrap_or_default();
-            let numeric = match r.string("kind")?.as_deref() {
+            let numeric = match r.text("kind", c.kind.take())?.as_deref() {
                 Some("numeric") => {
                     if !is_numeric_type(col_type) {
                         return Err(r.err("kind", format!("{col} is a {col_type}, not a number")));
@@ -1126,7 +1262,7 @@ fn parse_check(
                     return Err(r.err("kind", format!("{other:?}: use categorical or numeric")))
                 }
             };
-            let max_psi = r.number("max_psi")?.unwrap_or(0.25);
+            let max_psi = r.number("max_psi", c.max_psi)?.unwrap_or(0.25);
             if max_psi <= 0.0 {
                 return Err(r.err("max_psi", format!("{max_psi} must be above 0")));
             }
@@ -1134,16 +1270,18 @@ fn parse_check(
             CheckKind::Distribution {
                 column: col,
                 numeric,
-                baseline: r.duration("baseline")?.unwrap_or(Duration::days(7)),
+                baseline: r
+                    .duration("baseline", c.baseline.take())?
+                    .unwrap_or(Duration::days(7)),
                 max_psi,
-                min_rows: r.count("min_rows", 30)?,
+                min_rows: r.count("min_rows", c.min_rows, 30)?,
             }
         }
         "reconciliation" => {
-            let left = side(r, catalog, "left")?;
-            let right = side(r, catalog, "right")?;
-            let min_ratio = r.number("min_ratio")?.unwrap_or(1.0);
-            let max_ratio = r.number("max_ratio")?.unwrap_or(1.0);
+            let left = side(r, catalog, "left", c.left.take())?;
+            let right = side(r, catalog, "right", c.right.take())?;
+            let min_ratio = r.number("min_ratio", c.min_ratio)?.unwrap_or(1.0);
+            let max_ratio = r.number("max_ratio", c.max_ratio)?.unwrap_or(1.0);
             if min_ratio > max_ratio || min_ratio < 0.0 {
                 return Err(r.err(
                     "min_ratio",
@@ -1158,7 +1296,7 @@ fn parse_check(
             }
         }
         "schema" => {
-            let reasons = match r.strings("reasons")? {
+            let reasons = match r.list("reasons", c.reasons.take())? {
                 Some(list) => {
                     for reason in &list {
                         if !ReasonCode::ALL.iter().any(|c| c.as_str() == reason) {
@@ -1190,24 +1328,26 @@ fn parse_check(
             }
             CheckKind::Schema {
                 reasons,
-                max_rows: r.count("max_rows", 0)?,
+                max_rows: r.count("max_rows", c.max_rows, 0)?,
             }
         }
         "pipeline" => CheckKind::Pipeline {
-            jobs: r.strings("jobs")?.unwrap_or_default(),
-            max_delay: r.duration("max_delay")?.unwrap_or(Duration::hours(1)),
-            max_quarantine_rate: r.rate("max_quarantine_rate", 0.05)?,
+            jobs: r.list("jobs", c.jobs.take())?.unwrap_or_default(),
+            max_delay: r
+                .duration("max_delay", c.max_delay.take())?
+                .unwrap_or(Duration::hours(1)),
+            max_quarantine_rate: r.rate("max_quarantine_rate", c.max_quarantine_rate, 0.05)?,
         },
         "custom_sql" => CheckKind::CustomSql {
-            sql: r.required("sql")?,
-            max_rows: r.count("max_rows", 0)?,
+            sql: r.required("sql", c.sql.take())?,
+            max_rows: r.count("max_rows", c.max_rows, 0)?,
         },
         "relation" => {
-            let of = r.required("of")?;
+            let of = r.required("of", c.of.take())?;
             if !catalog.tables.contains_key(&of) {
                 return Err(r.err("of", format!("unknown dataset {of:?}")));
             }
-            let of_time = match r.string("of_time")? {
+            let of_time = match r.text("of_time", c.of_time.take())? {
                 Some(col) => col,
                 None => default_time_column(&of)
                     .map(str::to_string)
@@ -1231,12 +1371,14 @@ fn parse_check(
                     ));
                 }
             }
-            let min_rows = r.count("min_rows", 30)?.max(1);
+            let min_rows = r.count("min_rows", c.min_rows, 30)?.max(1);
             CheckKind::Relation {
                 of,
                 of_time,
-                of_filter: r.string("of_filter")?,
-                baseline: r.duration("baseline")?.unwrap_or(Duration::days(7)),
+                of_filter: r.text("of_filter", c.of_filter.take())?,
+                baseline: r
+                    .duration("baseline", c.baseline.take())?
+                    .unwrap_or(Duration::days(7)),
                 min_rows,
                 sensitivity,
             }
@@ -1248,7 +1390,9 @@ fn parse_check(
                     "staleness checks watch arriving events: use raw_events or a table the ingest role writes",
                 ));
             }
-            let max_silence = r.duration("max_silence")?.unwrap_or(Duration::minutes(15));
+            let max_silence = r
+                .duration("max_silence", c.max_silence.take())?
+                .unwrap_or(Duration::minutes(15));
             if max_silence < Duration::minutes(1) {
                 return Err(r.err(
                     "max_silence",
@@ -1258,7 +1402,7 @@ fn parse_check(
                     ),
                 ));
             }
-            let min_expected = r.number("min_expected")?.unwrap_or(20.0);
+            let min_expected = r.number("min_expected", c.min_expected)?.unwrap_or(20.0);
             if min_expected.is_nan() || min_expected <= 0.0 {
                 return Err(r.err("min_expected", format!("{min_expected} must be above 0")));
             }
@@ -1275,7 +1419,7 @@ fn parse_check(
     }
     Ok(Check {
         name,
-        description: r.string("description")?,
+        description: r.text("description", c.description.take())?,
         dataset,
         column,
         time,
@@ -1293,22 +1437,25 @@ fn parse_check(
     })
 }
 
-fn side(r: &Reader<'_>, catalog: &Catalog, key: &str) -> Result<Side, ChecksError> {
-    let Some(toml::Value::Table(t)) = r.get(key) else {
+fn side(
+    r: &Cx<'_>,
+    catalog: &Catalog,
+    key: &str,
+    raw: Option<RawSide>,
+) -> Result<Side, ChecksError> {
+    let Some(raw) = raw else {
         return Err(r.err(key, "is required: a table { dataset, value, time, filter }"));
     };
-    let s = Reader {
+    let s = Cx {
         file: r.file,
         check: r.check.clone(),
         prefix: format!("{key}."),
-        table: t,
     };
-    s.unknown_keys(&["dataset", "value", "time", "filter"])?;
-    let dataset = s.required("dataset")?;
+    let dataset = s.required("dataset", raw.dataset)?;
     if !catalog.tables.contains_key(&dataset) {
         return Err(s.err("dataset", format!("unknown dataset {dataset:?}")));
     }
-    let time = match s.string("time")? {
+    let time = match s.text("time", raw.time)? {
         Some(t) => t,
         None => default_time_column(&dataset)
             .map(str::to_string)
@@ -1318,9 +1465,11 @@ fn side(r: &Reader<'_>, catalog: &Catalog, key: &str) -> Result<Side, ChecksErro
     dataset_column(&s, catalog, &dataset, "time", &time)?;
     Ok(Side {
         dataset,
-        value: s.string("value")?.unwrap_or_else(|| "count(*)".into()),
+        value: s
+            .text("value", raw.value)?
+            .unwrap_or_else(|| "count(*)".into()),
         time,
-        filter: s.string("filter")?,
+        filter: s.text("filter", raw.filter)?,
     })
 }
 

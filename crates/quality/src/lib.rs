@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod checks;
+pub mod condition;
 pub mod detect;
 pub mod eval;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod role;
 pub mod runner;
 pub mod score;
 pub mod series;
+pub mod stats;
 
 pub use checks::{Catalog, Check, CheckKind, ChecksError, ChecksFile};
 pub use detect::{detect, DetectError, Detection, Direction, Flag, Settings};

@@ -7,6 +7,7 @@
 
 use crate::calendar::Calendar;
 use crate::checks::{Anomaly, Check, CheckKind, ChecksFile, Direction, Rule};
+use crate::condition::{self, Step};
 use crate::detect::{detect_with, Direction as Dir, Settings, SpecialDay, WEEKDAY_WEEKS};
 use crate::eval::{self, Observation, Status};
 use crate::series::Point;
@@ -814,7 +815,6 @@ async fn fold(
     .bind(&o.subject)
     .fetch_optional(&mut *conn)
     .await?;
-    let failing = matches!(o.status, Status::Fail | Status::Error);
     let event =
         |id: i64, change, first: DateTime<Utc>, last: DateTime<Utc>, n: i64, sev: Severity| {
             FailureEvent {
@@ -856,9 +856,29 @@ async fn fold(
                 detail: o.detail.clone(),
             }
         };
-    match (open, failing) {
-        (None, false) => Ok(None),
-        (None, true) => {
+    let open = open.map(|(id, sev, first_seen, last_seen, occurrences, passes)| {
+        (
+            id,
+            condition::Open {
+                severity: sev.parse().unwrap_or(Severity::Medium),
+                first_seen,
+                last_seen,
+                occurrences,
+                passes: passes.max(0) as u32,
+            },
+        )
+    });
+    let judged = condition::Judged {
+        status: o.status,
+        severity: o.severity,
+        window_end: o.window_end,
+    };
+    match (
+        open,
+        condition::step(open.as_ref().map(|(_, c)| c), &judged, check.clear_after),
+    ) {
+        (_, Step::Nothing) => Ok(None),
+        (_, Step::Opened) => {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO quality_conditions (check_name, subject, dataset, state, severity,
                                                  first_seen, last_seen, last_event)
@@ -887,55 +907,68 @@ async fn fold(
             metrics::counter!("heal_quality_conditions_opened_total", "check_type" => check.kind.type_name()).increment(1);
             Ok(Some(e))
         }
-        (Some((id, sev, first, last, n, _)), true) => {
-            let before: Severity = sev.parse().unwrap_or(Severity::Medium);
-            let last = last.max(o.window_end);
+        (
+            Some((id, c)),
+            Step::Repeated {
+                last_seen,
+                severity,
+                occurrences,
+                escalated,
+            },
+        ) => {
             sqlx::query(
-                "UPDATE quality_conditions SET last_seen = $2, occurrences = occurrences + 1,
-                        passes = 0, severity = $3 WHERE id = $1",
+                "UPDATE quality_conditions SET last_seen = $2, occurrences = $3,
+                        passes = 0, severity = $4 WHERE id = $1",
             )
             .bind(id)
-            .bind(last)
-            .bind(before.max(o.severity).as_str())
+            .bind(last_seen)
+            .bind(occurrences)
+            .bind(severity.as_str())
             .execute(&mut *conn)
             .await?;
-            if o.severity > before {
-                let e = event(
-                    id,
-                    ConditionChange::Escalated,
-                    first,
-                    last,
-                    n + 1,
-                    o.severity,
-                );
-                save_event(conn, id, &e).await?;
-                return Ok(Some(e));
-            }
-            Ok(None)
-        }
-        (Some((id, sev, first, last, n, passes)), false) => {
-            if o.status == Status::Learning {
+            if !escalated {
                 return Ok(None);
             }
-            if passes as u32 + 1 < check.clear_after {
-                sqlx::query("UPDATE quality_conditions SET passes = passes + 1 WHERE id = $1")
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
-                return Ok(None);
-            }
-            sqlx::query(
-                "UPDATE quality_conditions SET state = 'resolved', resolved_at = now(), passes = passes + 1
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-            let severity = sev.parse().unwrap_or(Severity::Medium);
-            let e = event(id, ConditionChange::Resolved, first, last, n, severity);
+            let e = event(
+                id,
+                ConditionChange::Escalated,
+                c.first_seen,
+                last_seen,
+                occurrences,
+                o.severity,
+            );
             save_event(conn, id, &e).await?;
             Ok(Some(e))
         }
+        (Some((id, _)), Step::Passed { passes }) => {
+            sqlx::query("UPDATE quality_conditions SET passes = $2 WHERE id = $1")
+                .bind(id)
+                .bind(passes as i32)
+                .execute(&mut *conn)
+                .await?;
+            Ok(None)
+        }
+        (Some((id, c)), Step::Resolved { passes }) => {
+            sqlx::query(
+                "UPDATE quality_conditions SET state = 'resolved', resolved_at = now(), passes = $2
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(passes as i32)
+            .execute(&mut *conn)
+            .await?;
+            let e = event(
+                id,
+                ConditionChange::Resolved,
+                c.first_seen,
+                c.last_seen,
+                c.occurrences,
+                c.severity,
+            );
+            save_event(conn, id, &e).await?;
+            Ok(Some(e))
+        }
+        (None, _) => unreachable!("only an open condition repeats, passes or resolves"),
     }
 }
 

@@ -44,46 +44,57 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     None
 }
 
-/// Reads `timestamp,value` rows after a header line. Blank lines are skipped; anything else
-/// that is not a row is an error naming its line.
+/// Reads `timestamp,value` rows after a header line (further columns are ignored; fields may
+/// be quoted). Blank lines are skipped; anything else that is not a row is an error naming its
+/// line.
 pub fn parse_csv(text: &str) -> Result<Vec<Point>, SeriesError> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let Some((header_no, header)) = lines.next() else {
-        return Err(SeriesError::Empty);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let line_of = |r: &csv::StringRecord| r.position().map_or(0, |p| p.line() as usize);
+    let header = match records.next() {
+        None => return Err(SeriesError::Empty),
+        Some(Err(e)) => return Err(unreadable(&e)),
+        Some(Ok(h)) => h,
     };
-    let cols: Vec<&str> = header.split(',').map(str::trim).collect();
-    if cols.len() < 2 || parse_time(cols[0]).is_some() {
+    if header.len() < 2 || parse_time(&header[0]).is_some() {
         return Err(SeriesError::Line {
-            line: header_no + 1,
-            reason: format!("expected a header line such as `timestamp,value`, found {header:?}"),
+            line: line_of(&header),
+            reason: format!(
+                "expected a header line such as `timestamp,value`, found {:?}",
+                header.iter().collect::<Vec<_>>().join(",")
+            ),
         });
     }
     let mut out = Vec::new();
-    for (no, line) in lines {
-        let line_no = no + 1;
-        let mut parts = line.split(',').map(str::trim);
-        let (Some(t), Some(v)) = (parts.next(), parts.next()) else {
+    for record in records {
+        let record = record.map_err(|e| unreadable(&e))?;
+        let line = line_of(&record);
+        let (Some(t), Some(v)) = (record.get(0), record.get(1)) else {
             return Err(SeriesError::Line {
-                line: line_no,
-                reason: format!("expected `timestamp,value`, found {line:?}"),
+                line,
+                reason: format!(
+                    "expected `timestamp,value`, found {:?}",
+                    record.iter().collect::<Vec<_>>().join(",")
+                ),
             });
         };
         let at = parse_time(t).ok_or_else(|| SeriesError::Line {
-            line: line_no,
+            line,
             reason: format!(
                 "{t:?} is not a timestamp (use ISO 8601, e.g. 2026-03-01T10:00:00Z, or YYYY-MM-DD HH:MM:SS)"
             ),
         })?;
         let value: f64 = v.parse().map_err(|_| SeriesError::Line {
-            line: line_no,
+            line,
             reason: format!("{v:?} is not a number"),
         })?;
         if !value.is_finite() {
             return Err(SeriesError::Line {
-                line: line_no,
+                line,
                 reason: format!("{v:?} is not a finite number"),
             });
         }
@@ -93,6 +104,14 @@ pub fn parse_csv(text: &str) -> Result<Vec<Point>, SeriesError> {
         return Err(SeriesError::Empty);
     }
     Ok(out)
+}
+
+/// A CSV syntax error (an unclosed quote, invalid UTF-8) as a line error.
+fn unreadable(e: &csv::Error) -> SeriesError {
+    SeriesError::Line {
+        line: e.position().map_or(0, |p| p.line() as usize),
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +128,17 @@ mod tests {
         assert_eq!(s[1].at, parse_time("2026-03-01T11:00:00Z").unwrap());
         assert_eq!(s[2].at, parse_time("2026-03-01T12:00:00Z").unwrap());
         assert_eq!(s[1].value, 2.5);
+    }
+
+    #[test]
+    fn quoted_fields_and_further_columns_are_read() {
+        let s = parse_csv(
+            "\"timestamp\",\"value\",\"label\"\n\"2026-03-01T10:00:00Z\",\" 4 \",0\n2026-03-01T11:00:00Z,5\n",
+        )
+        .unwrap();
+        assert_eq!(s.iter().map(|p| p.value).collect::<Vec<_>>(), [4.0, 5.0]);
+        let e = parse_csv("timestamp,value\n2026-03-01T10:00:00Z\n").unwrap_err();
+        assert!(matches!(e, SeriesError::Line { line: 2, .. }), "{e}");
     }
 
     #[test]

@@ -111,12 +111,7 @@ pub fn settings(config: &heal_config::Config) -> anyhow::Result<heal_aiops::Sett
 /// The optional language model for prose.
 pub fn llm(config: &heal_config::Config) -> Option<heal_aiops::llm::Llm> {
     let a = &config.aiops;
-    a.llm_url.as_deref().map(|url| {
-        heal_aiops::llm::Llm::new(
-            url,
-            a.llm_key.clone(),
-            &a.llm_model,
-            std::time::Duration::from_millis(a.llm_timeout_ms),
-        )
-    })
+    a.llm_url
+        .as_deref()
+        .map(|url| heal_aiops::llm::Llm::new(url, a.llm_key.clone(), &a.llm_model, a.llm_timeout))
 }

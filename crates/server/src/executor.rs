@@ -6,7 +6,6 @@ use heal_incidents::executor::policy::{Caps, Mode, Policy, Rule};
 use heal_incidents::executor::verify::{self, Kpi};
 use heal_incidents::executor::Settings;
 use heal_model::quality::Severity;
-use std::time::Duration;
 
 fn mode(s: &str) -> Mode {
     s.parse().unwrap_or(Mode::Approve)
@@ -40,8 +39,8 @@ pub fn settings(c: &ExecutorConfig) -> Settings {
             breaker_failures: c.breaker_failures,
             max_blast_radius: c.max_blast_radius,
         },
-        interval: Duration::from_millis(c.interval_ms),
-        verify_within: Duration::from_secs(c.verify_within_secs),
+        interval: c.interval,
+        verify_within: c.verify_within,
         kpi_tolerance: c.kpi_tolerance,
         kpis: if c.kpis.is_empty() {
             verify::standard_kpis()

@@ -74,11 +74,23 @@ pub async fn lineage_service(
     Ok(heal_lineage::Lineage::new(graph, pool, schemas))
 }
 
+/// The ingest settings a configuration asks for.
+pub fn ingest_settings(config: &heal_config::Config) -> heal_ingest::Settings {
+    let span =
+        |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    heal_ingest::Settings {
+        batch_size: config.ingest.batch_size,
+        batch_timeout: config.ingest.batch_timeout,
+        allowed_lateness: span(config.ingest.allowed_lateness),
+        future_tolerance: span(config.ingest.future_tolerance),
+    }
+}
+
 /// The batch engine settings a configuration asks for.
 pub fn batch_settings(config: &heal_config::Config) -> heal_batch::Settings {
     heal_batch::Settings {
         max_attempts: config.batch.max_attempts,
-        retry_backoff: std::time::Duration::from_millis(config.batch.retry_backoff_ms),
+        retry_backoff: config.batch.retry_backoff,
         concurrency: config.batch.concurrency,
         delay_scale: config.batch.delay_scale,
         namespace: heal_model::openlineage::JOB_NAMESPACE.into(),

@@ -9,7 +9,7 @@ use heal_bus::Bus;
 use heal_config::{Config, Role};
 use heal_generator::role::{self as generate, GeneratorStatus};
 use heal_generator::SchemaMix;
-use heal_ingest::{ConsumerStats, Ingestor, Settings};
+use heal_ingest::{ConsumerStats, Ingestor};
 use heal_model::topics;
 use heal_store::Database;
 use serde_json::json;
@@ -56,12 +56,7 @@ pub async fn build(
 }
 
 async fn ingest(config: &Config, db: &Database, bus: &Bus) -> anyhow::Result<Running> {
-    let settings = Settings {
-        batch_size: config.ingest.batch_size,
-        batch_timeout: std::time::Duration::from_millis(config.ingest.batch_timeout_ms),
-        allowed_lateness: chrono::Duration::seconds(config.ingest.allowed_lateness_secs),
-        future_tolerance: chrono::Duration::seconds(config.ingest.future_tolerance_secs),
-    };
+    let settings = crate::ingest_settings(config);
     let ingestor = Arc::new(
         Ingestor::new(db.pool().clone(), settings)
             .await?
@@ -210,7 +205,7 @@ async fn lineage(
 ) -> anyhow::Result<Running> {
     let service = Arc::new(crate::lineage_service(config, db.pool().clone()).await?);
     handles.lineage = Some(service.clone());
-    let interval = std::time::Duration::from_millis(config.lineage.project_interval_ms);
+    let interval = config.lineage.project_interval;
     let projecting = service.clone();
     let projector = Task::new(
         "lineage projector",
@@ -262,7 +257,7 @@ async fn quality(
         .on_refusals(config.quality.on_refusals),
     );
     handles.quality = Some(role.clone());
-    let interval = std::time::Duration::from_millis(config.quality.interval_ms);
+    let interval = config.quality.interval;
     let group = format!("{}-quality", config.kafka.group_prefix);
     let (running, bus) = (role.clone(), bus.clone());
     let checks = Task::new(
@@ -305,7 +300,7 @@ async fn aiops(
         .context("starting the aiops role")?,
     );
     handles.aiops = Some(role.clone());
-    let refresh = std::time::Duration::from_millis(config.aiops.refresh_ms);
+    let refresh = config.aiops.refresh;
     let prefix = config.kafka.group_prefix.clone();
     let (running, bus) = (role.clone(), bus.clone());
     let engine = Task::new(

@@ -2,12 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use heal_generator::{GeneratedEvent, Generator, InjectionRecord, Scenario};
-use std::path::PathBuf;
 
 /// The workspace's `scenarios/` folder.
-pub fn scenarios_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
-}
+pub use heal_testkit::scenarios_dir;
 
 pub fn start() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")

@@ -12,7 +12,6 @@ use heal_testkit::TestDb;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
 use std::str::FromStr;
 
 /// Partitions of the simulated `raw-events` topic.
@@ -32,9 +31,7 @@ pub fn source() -> Source {
 }
 
 /// The workspace's `scenarios/` folder.
-pub fn scenarios_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
-}
+pub use heal_testkit::scenarios_dir;
 
 /// Runs a scenario to the end: its messages and its ground truth.
 pub fn generate(scenario: &Scenario) -> (Vec<GeneratedEvent>, Vec<InjectionRecord>) {

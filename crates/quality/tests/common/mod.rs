@@ -12,11 +12,8 @@ use heal_model::quality::FailureEvent;
 use heal_quality::{Catalog, ChecksFile, CycleReport, Quality};
 use sqlx::PgPool;
 use std::collections::HashMap;
-use std::path::PathBuf;
 
-pub fn scenarios_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")
-}
+pub use heal_testkit::scenarios_dir;
 
 /// `scenarios/<stem>.toml` at `events_per_day`, with its faults moved `extra_days` later (so
 /// that much more clean history comes first), cut three hours after the last fault window

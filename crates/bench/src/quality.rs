@@ -12,12 +12,12 @@
 //!    batch jobs run; the first cycle (every window of the `history`) and a steady one.
 
 use super::progress::{phase, Progress};
-use super::Server;
-use crate::cli::{load_config, Global, OutputFormat};
-use crate::output::{count, table};
+use super::{on_server, Server};
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
+use heal_clikit::output::{count, table};
+use heal_clikit::{Global, OutputFormat};
 use heal_generator::{FaultAction, Generator, Scenario};
 use heal_ingest::{Incoming, Ingestor, Settings, Source};
 use heal_model::quality::ConditionChange;
@@ -107,19 +107,16 @@ struct Report {
 }
 
 pub async fn run(global: &Global, args: QualityBenchArgs) -> anyhow::Result<ExitCode> {
-    let mut extra = Vec::new();
-    if global.log_level.is_none() && std::env::var_os("HEAL_LOG_LEVEL").is_none() {
-        extra.push(("--log-level", "log_level", "error".to_string()));
-    }
-    let config = load_config(global, &extra)?;
-    let mut server = Server::for_bench(&config, "heal bench quality")?;
-    let outcome = measure(&args, &mut server).await;
-    server.drop_created().await;
-    let report = outcome?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print(&report),
-    }
+    let bench = async |_: &heal_config::Config, server: &mut Server| measure(&args, server).await;
+    on_server(
+        global,
+        "heal bench quality",
+        Some("error"),
+        args.output,
+        bench,
+        print,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,15 +6,15 @@
 //! reading the incident.
 
 use super::progress::phase;
-use super::Server;
-use crate::cli::{load_config, Global, OutputFormat};
-use crate::output::{count, table};
+use super::{on_server, Server};
 use axum::body::Body;
 use axum::http::Request;
 use axum::Router;
 use chrono::{Duration, Utc};
 use clap::Args;
 use futures::future::BoxFuture;
+use heal_clikit::output::{count, table};
+use heal_clikit::{Global, OutputFormat};
 use heal_lineage::model::{Edge, EdgeKind, Node, NodeKind, Props};
 use heal_lineage::query::GraphExport;
 use heal_model::incident::*;
@@ -77,15 +77,16 @@ pub async fn run(global: &Global, args: ConsoleBenchArgs) -> anyhow::Result<Exit
     anyhow::ensure!(args.nodes >= 1_000, "--nodes must be at least 1000");
     anyhow::ensure!(args.incidents >= 10, "--incidents must be at least 10");
     anyhow::ensure!(args.requests >= 20, "--requests must be at least 20");
-    let config = load_config(global, &[])?;
-    let mut server = Server::for_bench(&config, "heal bench console")?;
-    let outcome = measure(&args, &mut server).await;
-    server.drop_created().await;
-    let report = outcome?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print(&report),
-    }
+    let bench = async |_: &heal_config::Config, server: &mut Server| measure(&args, server).await;
+    on_server(
+        global,
+        "heal bench console",
+        None,
+        args.output,
+        bench,
+        print,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

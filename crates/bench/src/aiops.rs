@@ -7,11 +7,11 @@
 //! the same events unpaced (the ceiling); and, side by side, the seed's way (group by table
 //! and check type in a map, no lineage) as the reference.
 
-use crate::cli::OutputFormat;
-use crate::output::table;
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use heal_aiops::{Engine, GraphEdge, GraphNode, GraphSnapshot, Settings, Topology};
+use heal_clikit::output::table;
+use heal_clikit::OutputFormat;
 use heal_model::quality::{ConditionChange, FailureEvent, Severity, FAILURE_EVENT_SCHEMA};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;

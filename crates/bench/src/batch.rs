@@ -4,12 +4,12 @@
 //! (goal: incremental ≤ 1/10 of full) and rows/s per job.
 
 use super::progress::{phase, Progress};
-use super::Server;
-use crate::cli::{load_config, Global, OutputFormat};
-use crate::output::{count, table};
+use super::{on_server, Server};
 use anyhow::bail;
 use clap::Args;
 use heal_batch::{Engine, Selection, Trigger};
+use heal_clikit::output::{count, table};
+use heal_clikit::{Global, OutputFormat};
 use heal_generator::{GeneratedEvent, Generator, Scenario};
 use heal_ingest::{Incoming, Ingestor, Settings, Source};
 use heal_model::EventKind;
@@ -68,23 +68,11 @@ pub async fn run(global: &Global, args: BatchBenchArgs) -> anyhow::Result<ExitCo
         (0.0..=1.0).contains(&args.late_share) && args.late_share > 0.0,
         "--late-share must be in (0, 1]"
     );
-    let mut extra = Vec::new();
-    if global.log_level.is_none() && std::env::var_os("HEAL_LOG_LEVEL").is_none() {
-        extra.push((
-            "--log-level",
-            "log_level",
-            "warn,sqlx::query=error".to_string(),
-        ));
-    }
-    let config = load_config(global, &extra)?;
-    let mut server = Server::for_bench(&config, "heal bench batch")?;
-    let outcome = measure(&args, &config, &mut server).await;
-    server.drop_created().await;
-    let report = outcome?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print(&report),
-    }
+    let quiet = Some("warn,sqlx::query=error");
+    let bench = async |config: &heal_config::Config, server: &mut Server| {
+        measure(&args, config, server).await
+    };
+    on_server(global, "heal bench batch", quiet, args.output, bench, print).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,10 +7,10 @@
 //! run (node keys and distances only).
 
 use super::progress::phase;
-use super::{percentile, Server};
-use crate::cli::{load_config, Global, OutputFormat};
-use crate::output::{count, table};
+use super::{on_server, percentile, Server};
 use clap::Args;
+use heal_clikit::output::{count, table};
+use heal_clikit::{Global, OutputFormat};
 use heal_lineage::pg::PgGraph;
 use heal_lineage::{Direction, Graph, Lineage, LineageApi};
 use rand::{Rng, SeedableRng};
@@ -71,15 +71,16 @@ pub async fn run(global: &Global, args: LineageBenchArgs) -> anyhow::Result<Exit
         "--nodes is too small for --layers"
     );
     anyhow::ensure!(args.queries >= 10, "--queries must be at least 10");
-    let config = load_config(global, &[])?;
-    let mut server = Server::for_bench(&config, "heal bench lineage")?;
-    let outcome = measure(&args, &mut server).await;
-    server.drop_created().await;
-    let report = outcome?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print(&report),
-    }
+    let bench = async |_: &heal_config::Config, server: &mut Server| measure(&args, server).await;
+    on_server(
+        global,
+        "heal bench lineage",
+        None,
+        args.output,
+        bench,
+        print,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,7 +18,7 @@ impl Progress {
     pub fn new(label: &str, total: u64) -> Progress {
         let bar = std::io::stderr()
             .is_terminal()
-            .then(|| crate::output::progress(label, total));
+            .then(|| heal_clikit::output::progress(label, total));
         Progress {
             label: label.to_string(),
             bar,
@@ -39,8 +39,8 @@ impl Progress {
                     eprintln!(
                         "  {}: {}/{} after {:.0} s",
                         self.label,
-                        crate::output::count(position as i64),
-                        crate::output::count(total.max(position) as i64),
+                        heal_clikit::output::count(position as i64),
+                        heal_clikit::output::count(total.max(position) as i64),
                         self.started.elapsed().as_secs_f64()
                     );
                 }

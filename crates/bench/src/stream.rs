@@ -12,13 +12,13 @@
 //! the same checks at their cycle alone, at the same `interval`.
 
 use super::progress::{phase, Progress};
-use super::{percentile, Server};
-use crate::cli::{load_config, Global, OutputFormat};
-use crate::output::table;
+use super::{on_server, percentile, Server};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use heal_bus::{Consumer, Record};
+use heal_clikit::output::table;
+use heal_clikit::{Global, OutputFormat};
 use heal_config::{Config, Role, RoleSet};
 use heal_generator::{Generator, SchemaMix};
 use heal_model::quality::{ConditionChange, FailureEvent};
@@ -98,19 +98,18 @@ struct Report {
 }
 
 pub async fn run(global: &Global, args: StreamBenchArgs) -> anyhow::Result<ExitCode> {
-    let mut extra = Vec::new();
-    if global.log_level.is_none() && std::env::var_os("HEAL_LOG_LEVEL").is_none() {
-        extra.push(("--log-level", "log_level", "error".to_string()));
-    }
-    let config = load_config(global, &extra)?;
-    let mut server = Server::for_bench(&config, "heal bench stream-faults")?;
-    let outcome = measure_all(&config, &args, &mut server).await;
-    server.drop_created().await;
-    let report = outcome?;
-    match args.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => print(&report),
-    }
+    let bench = async |config: &heal_config::Config, server: &mut Server| {
+        measure_all(config, &args, server).await
+    };
+    on_server(
+        global,
+        "heal bench stream-faults",
+        Some("error"),
+        args.output,
+        bench,
+        print,
+    )
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -143,7 +142,7 @@ async fn measure_all(
         cfg.database.url = Some(url);
         cfg.kafka.bootstrap_servers = None;
         cfg.http_addr = "127.0.0.1:0".parse().expect("an address");
-        cfg.quality.interval_ms = args.interval_secs * 1000;
+        cfg.quality.interval = std::time::Duration::from_secs(args.interval_secs);
         cfg.quality.on_refusals = on_refusals;
         cfg.generator.events_per_second = args.events_per_second;
         let trials = trials(cfg, &targets, faults, args.interval_secs).await?;

@@ -3,7 +3,7 @@
 //! specification, placed in an otherwise valid event, is accepted by both; broken events are
 //! refused by both, each problem naming its field.
 
-use heal_lineage::validate::{structural, Schemas};
+use heal_openlineage::{structural, Schemas};
 use serde_json::{json, Value};
 
 fn base() -> Value {

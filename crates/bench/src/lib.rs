@@ -21,11 +21,11 @@ mod quality;
 mod stream;
 mod sys;
 
-use crate::cli::{load_config, Global, OutputFormat};
-use crate::output::{count, table};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use heal_bus::Bus;
+use heal_clikit::output::{count, table};
+use heal_clikit::{load_config, Global, OutputFormat};
 use heal_store::{redact, Database};
 use progress::{phase, Progress};
 use serde::Serialize;
@@ -125,15 +125,45 @@ impl Counts {
 }
 
 /// The PostgreSQL server behind the admin URL, and the databases created on it.
-pub(crate) struct Server {
+pub struct Server {
     admin_url: String,
     created: Vec<String>,
+}
+
+/// What every benchmark on the PostgreSQL server shares: the configuration (with `quiet` as
+/// the log level unless one was chosen: a benchmark's bulk statements are slow on purpose),
+/// a [`Server`] for the databases it creates, the measurement, those databases dropped
+/// whatever happened, and the report printed as a table (`print`) or JSON.
+pub(crate) async fn on_server<R: Serialize>(
+    global: &Global,
+    bench: &str,
+    quiet: Option<&str>,
+    output: OutputFormat,
+    measure: impl AsyncFnOnce(&heal_config::Config, &mut Server) -> anyhow::Result<R>,
+    print: impl FnOnce(&R),
+) -> anyhow::Result<R> {
+    let mut extra = Vec::new();
+    if let Some(level) = quiet {
+        if global.log_level.is_none() && std::env::var_os("HEAL_LOG_LEVEL").is_none() {
+            extra.push(("--log-level", "log_level", level.to_string()));
+        }
+    }
+    let config = load_config(global, &extra)?;
+    let mut server = Server::for_bench(&config, bench)?;
+    let outcome = measure(&config, &mut server).await;
+    server.drop_created().await;
+    let report = outcome?;
+    match output {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        OutputFormat::Table => print(&report),
+    }
+    Ok(report)
 }
 
 impl Server {
     /// The server of `config`'s `DATABASE_URL`, which `bench` (e.g. `heal bench batch`) needs
     /// as an admin URL.
-    pub(crate) fn for_bench(config: &heal_config::Config, bench: &str) -> anyhow::Result<Server> {
+    pub fn for_bench(config: &heal_config::Config, bench: &str) -> anyhow::Result<Server> {
         let Some(admin_url) = config.database_url() else {
             anyhow::bail!("{bench} needs DATABASE_URL (an admin URL of the PostgreSQL server: the benchmark creates and drops its own databases)");
         };
@@ -154,7 +184,7 @@ impl Server {
     }
 
     /// Creates a fresh database, connects and migrates it; returns its URL and handle.
-    pub(crate) async fn create(&mut self, name: &str) -> anyhow::Result<(String, Database)> {
+    pub async fn create(&mut self, name: &str) -> anyhow::Result<(String, Database)> {
         let mut admin = self.admin().await?;
         sqlx::query(&format!("CREATE DATABASE \"{name}\""))
             .execute(&mut admin)
@@ -193,7 +223,7 @@ impl Server {
 
     /// Drops a database created here once its phase is over, so that autovacuum of its
     /// tables does not run during the next phase.
-    pub(crate) async fn drop_database(&mut self, name: &str) -> anyhow::Result<()> {
+    pub async fn drop_database(&mut self, name: &str) -> anyhow::Result<()> {
         let mut admin = self.admin().await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
             .execute(&mut admin)
@@ -437,12 +467,7 @@ async fn run(cx: &Bench<'_>, server: &mut Server) -> anyhow::Result<Report> {
     // (b) The embedded path, in this process.
     server.checkpoint().await;
     phase("(b) embedded path: in-process bus → embedded PostgreSQL, generator running alongside");
-    let settings = heal_ingest::Settings {
-        batch_size: cx.config.ingest.batch_size,
-        batch_timeout: std::time::Duration::from_millis(cx.config.ingest.batch_timeout_ms),
-        allowed_lateness: chrono::Duration::seconds(cx.config.ingest.allowed_lateness_secs),
-        future_tolerance: chrono::Duration::seconds(cx.config.ingest.future_tolerance_secs),
-    };
+    let settings = heal_server::ingest_settings(&cx.config);
     let embedded_run = embedded::run(
         settings,
         &scenario,
@@ -848,7 +873,7 @@ fn print_report(r: &Report) {
 
 /// The value at share `p` of sorted values (the index `(n − 1) · p`, rounded); `None` when
 /// there are none. The benchmarks' and `heal eval`'s p50 and p95.
-pub(crate) fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     let last = sorted.len().checked_sub(1)?;
     let i = (last as f64 * p).round() as usize;
     Some(sorted[i.min(last)])
