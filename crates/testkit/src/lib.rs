@@ -69,8 +69,8 @@ pub fn free_port() -> u16 {
         .expect("a free local port")
 }
 
-/// One HTTP/1.1 request to `127.0.0.1:port` (no client library needed); returns the status
-/// code and the body, or `None` when nothing answers.
+/// One HTTP request to `127.0.0.1:port`; returns the status code and the body (whatever the
+/// status), or `None` when nothing answers.
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
     http_as(port, method, path, body, None)
 }
@@ -83,23 +83,23 @@ pub fn http_as(
     body: &str,
     token: Option<&str>,
 ) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-        .ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let status = out.split(' ').nth(1)?.parse().ok()?;
-    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(30)))
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"))
+        .header("Content-Type", "application/json");
+    if let Some(t) = token {
+        request = request.header("Authorization", format!("Bearer {t}"));
+    }
+    let request = request.body(body.to_string()).ok()?;
+    let mut response = agent.run(request).ok()?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().ok()?;
+    Some((status, text))
 }
 
 /// Polls the async `check` until it holds, backing off from 20 ms to 500 ms between tries;
