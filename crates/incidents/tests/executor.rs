@@ -197,10 +197,30 @@ async fn duplicates_are_removed_held_notified_verified_and_the_incident_resolves
         store::apply_message(pool, &message(IncidentChange::Opened, &inc))
             .await
             .unwrap();
-        let ex = Executor::new(pool.clone(), settings(&hook), None);
+        let bus = heal_bus::Bus::new(None).unwrap();
+        bus.create_topics(&heal_model::topics::ALL, 1, 1)
+            .await
+            .unwrap();
+        let mut rechecks = bus
+            .consumer("test-quality", heal_model::topics::QUALITY_REQUESTS)
+            .unwrap();
+        let ex = Executor::new(pool.clone(), settings(&hook), Some(bus.clone()));
 
         let tick = ex.tick().await.unwrap();
         assert_eq!((tick.planned, tick.applied), (3, 3), "{backend}: {tick:?}");
+        // Verifying: the quality role is asked to judge the incident's check again at once.
+        let asked = rechecks
+            .poll_batch(10, std::time::Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(asked.len(), 1, "{backend}: one recheck request");
+        let request: heal_model::quality::RecheckRequest =
+            serde_json::from_slice(&asked[0].payload).unwrap();
+        assert_eq!(
+            (request.incident_id.as_str(), request.checks.clone()),
+            ("inc-dup", vec!["orders_unique".to_string()]),
+            "{backend}"
+        );
         let actions = executor::actions_of(pool, "inc-dup").await.unwrap();
         let dedup = &actions[0];
         assert_eq!(dedup.action, "deduplicate");

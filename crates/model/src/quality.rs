@@ -126,3 +126,48 @@ impl FailureEvent {
         (start, end)
     }
 }
+
+/// Schema tag of [`RecheckRequest`] messages.
+pub const RECHECK_SCHEMA: &str = "heal.quality.recheck/1";
+
+/// A request, on `quality-requests`, that the quality role judge the named checks again now
+/// rather than at its next cycle: the executor sends one when an incident's remediation is
+/// applied, so verification reads fresh results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecheckRequest {
+    pub schema: String,
+    pub request_id: String,
+    pub emitted_at: DateTime<Utc>,
+    /// The incident whose verification waits for the checks.
+    pub incident_id: String,
+    /// Check names; names the quality role does not know are ignored.
+    pub checks: Vec<String>,
+    pub reason: String,
+}
+
+impl RecheckRequest {
+    pub fn new(incident_id: &str, checks: Vec<String>, reason: &str) -> RecheckRequest {
+        RecheckRequest {
+            schema: RECHECK_SCHEMA.to_string(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+            emitted_at: Utc::now(),
+            incident_id: incident_id.to_string(),
+            checks,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recheck_request_round_trips() {
+        let r = RecheckRequest::new("inc-1", vec!["orders_volume".into()], "remediation applied");
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(RECHECK_SCHEMA), "{text}");
+        let back: RecheckRequest = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r);
+    }
+}

@@ -13,12 +13,17 @@ pub const LINEAGE_EVENTS: &str = "lineage-events";
 /// Operators' feedback on incidents (the incidents role publishes, AI Ops learns from it).
 pub const INCIDENT_FEEDBACK: &str = "incident-feedback";
 
+/// Requests that the quality role judge named checks again at once (the executor sends them
+/// when a remediation is applied).
+pub const QUALITY_REQUESTS: &str = "quality-requests";
+
 /// Every topic the platform creates at start, in a stable order.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     RAW_EVENTS,
     DATA_QUALITY_CHECKS,
     INCIDENTS,
     PIPELINE_EVENTS,
     LINEAGE_EVENTS,
     INCIDENT_FEEDBACK,
+    QUALITY_REQUESTS,
 ];

@@ -544,6 +544,8 @@ fn read<T: serde::de::DeserializeOwned>(value: toml::Value, cx: &Cx<'_>) -> Resu
             let key = rest.split('`').next().unwrap_or_default();
             let key = if path == "." {
                 key.to_string()
+            } else if path == key || path.ends_with(&format!(".{key}")) {
+                path.clone()
             } else {
                 format!("{path}.{key}")
             };
@@ -1607,6 +1609,28 @@ mod tests {
         let e = err("[[check]]\nname = \"x\"\ntype = \"staleness\"\ndataset = \"orders\"\nmax_silence = \"PT10S\"\n");
         assert_eq!(e.key, "max_silence");
         assert!(e.message.contains("PT10S"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused_by_the_reader_naming_their_key() {
+        let e = err("[[check]]\nname = \"x\"\ntype = \"volume\"\ndataset = \"orders\"\nmin_rows = \"many\"\n");
+        assert_eq!(
+            (e.check.as_deref(), e.key.as_str()),
+            (Some("x"), "min_rows")
+        );
+        assert!(e.message.contains("invalid type"), "{e}");
+        let e = err("[defaults]\nevery = 5\n");
+        assert_eq!((e.check, e.key.as_str()), (None, "defaults.every"));
+        let e = err("[[check]]\nname = \"x\"\ntype = \"reconciliation\"\nleft = { dataset = 1 }\nright = { dataset = \"orders\" }\n");
+        assert_eq!(e.key, "left.dataset", "{e}");
+        let e = err("[[check]]\nname = \"x\"\ntype = \"reconciliation\"\nleft = { dataset = \"orders\", colour = \"red\" }\nright = { dataset = \"orders\" }\n");
+        assert_eq!(e.key, "left.colour", "{e}");
+        assert!(e.message.starts_with("unknown key"), "{e}");
+        let e = err("generate = \"yes\"\n");
+        assert_eq!(e.key, "generate", "{e}");
+        let e = err("[[check]]\nname = \"x\"\ntype = \"completeness\"\ndataset = \"orders\"\ncolumns = []\n");
+        assert_eq!(e.key, "columns");
+        assert!(e.message.contains("must not be empty"), "{e}");
     }
 
     #[test]

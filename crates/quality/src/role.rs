@@ -6,7 +6,7 @@
 use crate::runner::{CycleReport, Error, Quality};
 use heal_bus::{Bus, Consumer, Record};
 use heal_model::pipeline::{PipelineEvent, PipelineStatus};
-use heal_model::quality::FailureEvent;
+use heal_model::quality::{FailureEvent, RecheckRequest};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex};
@@ -173,6 +173,7 @@ pub async fn run_loop(
     role: Arc<QualityRole>,
     interval: Duration,
     mut pipeline: Option<(Consumer, String)>,
+    mut requests: Option<(Consumer, String)>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(interval);
@@ -182,6 +183,10 @@ pub async fn run_loop(
             _ = stop.wait_for(|v| *v) => return,
             _ = tick.tick() => None,
             t = next_trigger(&mut pipeline) => Some(t),
+            names = next_recheck(&mut requests) => Some(Trigger {
+                checks: names,
+                ..Trigger::default()
+            }),
         };
         let Some(triggered) = triggered else {
             cycle(&role, None).await;
@@ -202,6 +207,12 @@ pub async fn run_loop(
             .jobs
             .iter()
             .flat_map(|job| role.quality.triggered_by(job))
+            .chain(
+                triggered
+                    .checks
+                    .into_iter()
+                    .filter(|name| role.quality.checks().get(name).is_some()),
+            )
             .collect();
         names.sort();
         names.dedup();
@@ -234,6 +245,8 @@ struct Trigger {
     jobs: Vec<String>,
     /// The ingest role quarantined events.
     refusals: bool,
+    /// Checks asked for by name (`quality-requests`).
+    checks: Vec<String>,
 }
 
 impl Trigger {
@@ -279,6 +292,47 @@ async fn next_trigger(pipeline: &mut Option<(Consumer, String)>) -> Trigger {
         }
         if trigger != Trigger::default() {
             return trigger;
+        }
+    }
+}
+
+/// The checks the next batch of recheck requests names; never returns when there is no
+/// consumer.
+async fn next_recheck(requests: &mut Option<(Consumer, String)>) -> Vec<String> {
+    let Some((consumer, topic)) = requests else {
+        return std::future::pending().await;
+    };
+    loop {
+        let batch = match consumer.poll_batch(200, Duration::from_millis(500)).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read recheck requests");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let mut names = Vec::new();
+        let mut next = std::collections::BTreeMap::new();
+        for m in &batch {
+            next.insert(m.partition, m.offset + 1);
+            match serde_json::from_slice::<RecheckRequest>(&m.payload) {
+                Ok(r) => {
+                    tracing::info!(incident = %r.incident_id, checks = ?r.checks, reason = %r.reason, "recheck requested");
+                    names.extend(r.checks);
+                }
+                Err(e) => tracing::warn!(error = %e, partition = m.partition, offset = m.offset,
+                    "skipping a recheck request that does not parse"),
+            }
+        }
+        let offsets: Vec<(i32, i64)> = next.into_iter().collect();
+        if let Err(e) = consumer.commit(topic, &offsets) {
+            tracing::warn!(error = %e, "cannot commit recheck-request offsets");
+        }
+        if !names.is_empty() {
+            return names;
         }
     }
 }

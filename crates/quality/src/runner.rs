@@ -534,25 +534,12 @@ async fn resolve_errored(
 }
 
 fn errored(check: &Check, now: DateTime<Utc>, message: &str) -> Observation {
-    Observation {
-        subject: QUERY_SUBJECT.to_string(),
-        dataset: check.dataset.clone(),
-        window_start: now,
-        window_end: now,
-        status: Status::Error,
-        severity: check.severity,
-        metric: None,
-        expected: None,
-        lower: None,
-        upper: None,
-        threshold: String::new(),
-        message: format!("the check's query failed: {message}"),
-        detail: json!({ "error": message }),
-        sample: vec![],
-        partition: None,
-        run_id: None,
-        data_span: None,
-    }
+    let mut o = Observation::new(check, now, now);
+    o.subject = QUERY_SUBJECT.to_string();
+    o.status = Status::Error;
+    o.message = format!("the check's query failed: {message}");
+    o.detail = json!({ "error": message });
+    o
 }
 
 /// Judges the windows of `obs` against the check's metric history with the seasonal

@@ -5,10 +5,11 @@
 mod common;
 
 use common::*;
-use heal_bus::{Bus, Consumer};
+use heal_bus::{Bus, Consumer, Record};
 use heal_ingest::{Incoming, Ingestor, Settings, Source};
+use heal_model::quality::RecheckRequest;
 use heal_model::quality::{ConditionChange, FailureEvent};
-use heal_model::topics::{DATA_QUALITY_CHECKS, PIPELINE_EVENTS};
+use heal_model::topics::{DATA_QUALITY_CHECKS, PIPELINE_EVENTS, QUALITY_REQUESTS};
 use heal_quality::role::{run_loop, QualityRole};
 use heal_testkit::{server_url, wait_until, Backend, TestDb};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ async fn a_refused_event_raises_a_failure_event_without_waiting_for_the_cycle() 
         role,
         Duration::from_secs(3600),
         Some((pipeline, PIPELINE_EVENTS.to_string())),
+        None,
         stop_rx,
     ));
     // The loop's first cycle runs at once; after it, the next is an hour away.
@@ -114,6 +116,85 @@ async fn a_refused_event_raises_a_failure_event_without_waiting_for_the_cycle() 
         ("orders_schema", "orders"),
         "{}",
         failure.message
+    );
+    stop_tx.send(true).unwrap();
+    looping.await.unwrap();
+    t.finish().await;
+}
+
+/// When check `name` last ran (its cursor's moment).
+async fn last_run(pool: &sqlx::PgPool, name: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar("SELECT moment FROM quality_cursors WHERE check_name = $1")
+        .bind(name)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recheck_request_runs_the_named_checks_without_waiting_for_the_cycle() {
+    let Some(url) = server_url() else {
+        eprintln!("skipped: HEAL_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let t = TestDb::new(&Backend::Server(url)).await;
+    let pool = t.pool().clone();
+    let bus = Bus::new(None).unwrap();
+    bus.create_topics(&[QUALITY_REQUESTS, DATA_QUALITY_CHECKS], 1, 1)
+        .await
+        .unwrap();
+    let role = Arc::new(QualityRole::new(
+        Arc::new(quality(&pool).await),
+        Some(bus.clone()),
+        DATA_QUALITY_CHECKS,
+    ));
+    let requests = bus.consumer("test-quality", QUALITY_REQUESTS).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let looping = tokio::spawn(run_loop(
+        role,
+        Duration::from_secs(3600),
+        None,
+        Some((requests, QUALITY_REQUESTS.to_string())),
+        stop_rx,
+    ));
+    wait_until("the first cycle", Duration::from_secs(60), || {
+        let pool = pool.clone();
+        async move { last_run(&pool, "payments_schema").await.is_some() }
+    })
+    .await;
+    let (orders, payments) = (
+        last_run(&pool, "orders_schema").await.expect("ran"),
+        last_run(&pool, "payments_schema").await.expect("ran"),
+    );
+    let request = RecheckRequest::new(
+        "inc-test",
+        vec!["orders_schema".into(), "no_such_check".into()],
+        "remediation applied",
+    );
+    bus.send(
+        QUALITY_REQUESTS,
+        vec![Record {
+            key: b"inc-test".to_vec(),
+            payload: serde_json::to_vec(&request).unwrap(),
+            timestamp_ms: chrono::Utc::now().timestamp_millis(),
+        }],
+    )
+    .await
+    .unwrap();
+    wait_until(
+        "orders_schema to run again",
+        Duration::from_secs(30),
+        || {
+            let pool = pool.clone();
+            async move { last_run(&pool, "orders_schema").await > Some(orders) }
+        },
+    )
+    .await;
+    assert_eq!(
+        last_run(&pool, "payments_schema").await,
+        Some(payments),
+        "a check the request does not name waits for the cycle"
     );
     stop_tx.send(true).unwrap();
     looping.await.unwrap();

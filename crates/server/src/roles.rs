@@ -265,10 +265,12 @@ async fn quality(
         Some("quality-checks"),
         move |stop| async move {
             let consumer = bus.consumer(&group, topics::PIPELINE_EVENTS)?;
+            let requests = bus.consumer(&format!("{group}-requests"), topics::QUALITY_REQUESTS)?;
             heal_quality::role::run_loop(
                 running,
                 interval,
                 Some((consumer, topics::PIPELINE_EVENTS.to_string())),
+                Some((requests, topics::QUALITY_REQUESTS.to_string())),
                 stop,
             )
             .await;

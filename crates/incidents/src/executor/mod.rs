@@ -8,7 +8,8 @@
 //!    and marked applied in one transaction, its checkpoint saved in the same transaction, so
 //!    a crash leaves it either done and recorded or not done at all: it is never applied twice.
 //!    A webhook is marked `applying` before it is sent and is never sent again after a crash;
-//! 3. moves the incident to `verifying` once nothing is left to apply, then verifies: the
+//! 3. moves the incident to `verifying` once nothing is left to apply, asks the quality role
+//!    (on `quality-requests`) to judge the incident's checks again at once, then verifies: the
 //!    incident's quality conditions must have resolved and the KPIs read from the datasets it
 //!    touches must be back near their baseline. Passed: the incident resolves as remediated and
 //!    its holds are released. Not passed within `verify_within`: every data-changing action is
@@ -23,7 +24,8 @@ use crate::state::{Move, Reason, State};
 use actions::{ActionError, Runnable};
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use heal_model::incident::{Action, FeedbackMessage, Incident};
-use heal_model::quality::Severity;
+use heal_model::quality::{RecheckRequest, Severity};
+use heal_model::topics::QUALITY_REQUESTS;
 use policy::{Caps, Mode, Policy};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -658,11 +660,53 @@ impl Executor {
         .await?;
         for id in ids {
             if self.move_incident(&id, Move::Verify, None).await? {
+                let checks = self.request_recheck(&id).await?;
                 let mut conn = self.pool.acquire().await?;
-                audit(&mut conn, None, &id, ACTOR, "verifying", json!({})).await?;
+                audit(
+                    &mut conn,
+                    None,
+                    &id,
+                    ACTOR,
+                    "verifying",
+                    json!({ "recheck_requested": checks }),
+                )
+                .await?;
             }
         }
         Ok(())
+    }
+
+    /// Asks the quality role (on `quality-requests`) to judge the checks behind incident `id`
+    /// again now, so verification reads results of the repaired data without waiting for the
+    /// next cycle. Returns the checks named (none without a bus or conditions).
+    async fn request_recheck(&self, id: &str) -> sqlx::Result<Vec<String>> {
+        let Some(bus) = &self.bus else {
+            return Ok(vec![]);
+        };
+        let Some((_, inc)) = self.incident(id).await? else {
+            return Ok(vec![]);
+        };
+        let ctx = Context::of(&inc);
+        let checks: Vec<String> = sqlx::query_scalar(
+            "SELECT DISTINCT check_name FROM quality_conditions WHERE id = ANY($1) ORDER BY 1",
+        )
+        .bind(&ctx.conditions)
+        .fetch_all(&self.pool)
+        .await?;
+        if checks.is_empty() {
+            return Ok(checks);
+        }
+        let request = RecheckRequest::new(id, checks.clone(), "remediation applied");
+        let record = heal_bus::Record {
+            key: id.as_bytes().to_vec(),
+            payload: serde_json::to_vec(&request).expect("a recheck request serializes"),
+            timestamp_ms: request.emitted_at.timestamp_millis(),
+        };
+        if let Err(e) = bus.send(QUALITY_REQUESTS, vec![record]).await {
+            tracing::warn!(error = %e, incident = %id, "recheck request not published; verification waits for the next quality cycle");
+            return Ok(vec![]);
+        }
+        Ok(checks)
     }
 
     async fn verify(&self, t: &mut Tick) -> sqlx::Result<()> {

@@ -245,65 +245,55 @@ mod tests {
         (num, den)
     }
 
-    #[test]
-    fn a_ratio_off_its_baseline_fails_and_names_the_side_that_moved() {
-        let check = hourly(kind());
-        let p = Params {
+    /// Orders per session, with at least 5 sessions a window and a score of 5 to fail.
+    fn params() -> Params<'static> {
+        Params {
             of: "sessions",
             of_time: "started_at",
             of_filter: None,
             baseline: Duration::days(2),
-            min_rows: 20,
+            min_rows: 5,
             sensitivity: 5.0,
-        };
-        let (num, den) = steps(0.1, 100.0);
-        let w = relation(&num, &den, at(5), &check, p.baseline, 5.0, 5.0);
-        let o = judge(&check, at(5), &p, &w);
+        }
+    }
+
+    /// The window ending at `at(5)` judged over `steps`.
+    fn judged(steps: (BTreeMap<i64, f64>, BTreeMap<i64, f64>)) -> Observation {
+        let (check, p) = (hourly(kind()), params());
+        let (num, den) = steps;
+        let w = relation(
+            &num,
+            &den,
+            at(5),
+            &check,
+            p.baseline,
+            p.min_rows as f64,
+            p.sensitivity,
+        );
+        judge(&check, at(5), &p, &w)
+    }
+
+    #[test]
+    fn a_ratio_off_its_baseline_fails_and_names_the_side_that_moved() {
+        let o = judged(steps(0.1, 100.0));
         assert_eq!(o.status, Status::Pass, "{}", o.message);
         assert!((o.expected.unwrap() - 0.1).abs() < 0.01);
         // Orders tripled per session while sessions held: the orders side moved.
-        let (num, den) = steps(0.3, 100.0);
-        let o = judge(
-            &check,
-            at(5),
-            &p,
-            &relation(&num, &den, at(5), &check, p.baseline, 5.0, 5.0),
-        );
+        let o = judged(steps(0.3, 100.0));
         assert_eq!(o.status, Status::Fail, "{}", o.message);
         assert_eq!(o.dataset, "orders");
         // Sessions fell to a tenth while orders held: the ratio rises, and sessions moved.
-        let (num, den) = steps(1.0, 10.0);
-        let o = judge(
-            &check,
-            at(5),
-            &p,
-            &relation(&num, &den, at(5), &check, p.baseline, 5.0, 5.0),
-        );
+        let o = judged(steps(1.0, 10.0));
         assert_eq!(o.status, Status::Fail, "{}", o.message);
         assert_eq!(o.dataset, "sessions");
     }
 
     #[test]
     fn too_little_baseline_is_learning() {
-        let check = hourly(kind());
-        let p = Params {
-            of: "sessions",
-            of_time: "started_at",
-            of_filter: None,
-            baseline: Duration::days(2),
-            min_rows: 20,
-            sensitivity: 5.0,
-        };
-        let (num, den) = (
+        let o = judged((
             BTreeMap::new(),
             BTreeMap::from([(at(4).timestamp() / 3600, 50.0)]),
-        );
-        let o = judge(
-            &check,
-            at(5),
-            &p,
-            &relation(&num, &den, at(5), &check, p.baseline, 5.0, 5.0),
-        );
+        ));
         assert_eq!(o.status, Status::Learning);
         assert_eq!(o.metric, None);
     }
