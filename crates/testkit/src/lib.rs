@@ -214,6 +214,9 @@ pub fn openlineage_dir() -> std::path::PathBuf {
         .expect("the OpenLineage schemas: set HEAL_TEST_OPENLINEAGE_DIR to the folder holding spec/OpenLineage.json")
 }
 
+#[cfg(feature = "pipeline")]
+pub mod pipeline;
+
 /// The repository's shipped scenario files (`scenarios/`).
 pub fn scenarios_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scenarios")

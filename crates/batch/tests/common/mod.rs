@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use heal_generator::{Generator, Scenario};
-use heal_ingest::{Incoming, Ingestor, Settings, Source};
+use heal_ingest::{Incoming, Source};
 use heal_model::event::PaymentStatus;
 use heal_model::{decode, CanonicalEvent, EventBody};
 use sqlx::PgPool;
@@ -35,29 +35,21 @@ pub fn generate(seed: u64, days: f64, events_per_day: f64) -> Vec<(Vec<u8>, Date
 
 /// Ingests messages in batches of 1000 on partition 0, continuing at `first_offset`.
 pub async fn ingest(pool: &PgPool, messages: &[(Vec<u8>, DateTime<Utc>)], first_offset: i64) {
-    let ingestor = Ingestor::new(pool.clone(), Settings::default())
-        .await
-        .unwrap();
-    let mut offset = first_offset;
-    for chunk in messages.chunks(1000) {
-        let items = chunk
-            .iter()
-            .map(|(payload, at)| {
-                offset += 1;
-                Incoming {
-                    partition: Some(0),
-                    offset: Some(offset - 1),
-                    payload: payload.clone(),
-                    produced_at: Some(*at),
-                }
-            })
-            .collect();
-        let outcome = ingestor.ingest(&source(), items).await.unwrap();
-        assert!(
-            outcome.quarantined.is_empty(),
-            "clean traffic is not quarantined"
-        );
-    }
+    let items: Vec<Incoming> = messages
+        .iter()
+        .zip(first_offset..)
+        .map(|((payload, at), offset)| Incoming {
+            partition: Some(0),
+            offset: Some(offset),
+            payload: payload.clone(),
+            produced_at: Some(*at),
+        })
+        .collect();
+    let outcome = heal_testkit::pipeline::ingest_all(pool, &source(), &items, 1000).await;
+    assert!(
+        outcome.quarantined.is_empty(),
+        "clean traffic is not quarantined"
+    );
 }
 
 pub fn decoded(messages: &[(Vec<u8>, DateTime<Utc>)]) -> Vec<CanonicalEvent> {

@@ -4,9 +4,8 @@
 //! `fault_injections` and read back, and a snapshot of what the database holds afterwards.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use heal_bus::partition_for;
 use heal_generator::{FaultAction, GeneratedEvent, Generator, InjectionRecord, Scenario};
-use heal_ingest::{BatchOutcome, Incoming, Ingestor, Settings, Source};
+use heal_ingest::{BatchOutcome, Incoming};
 use heal_model::{decode, CanonicalEvent, EventBody, EventKind, FaultKind};
 use heal_testkit::TestDb;
 use serde_json::Value;
@@ -18,17 +17,13 @@ use std::str::FromStr;
 pub const PARTITIONS: i32 = 3;
 /// Events per `Ingestor::ingest` call.
 pub const BATCH: usize = 500;
+/// The consumer group and topic of [`source`].
 pub const GROUP: &str = "heal-ingest";
 pub const TOPIC: &str = "raw-events";
 /// Simulated time kept before the first fault window and after the last one.
 const MARGIN_HOURS: i64 = 1;
 
-pub fn source() -> Source {
-    Source::Topic {
-        group: GROUP.to_string(),
-        topic: TOPIC.to_string(),
-    }
-}
+pub use heal_testkit::pipeline::source;
 
 /// The workspace's `scenarios/` folder.
 pub use heal_testkit::scenarios_dir;
@@ -83,22 +78,7 @@ pub fn scaled(stem: &str, events_per_day: f64) -> Scenario {
 /// Messages as a consumer of the topic receives them: partition of the key, per-partition
 /// offsets from 0 in send order, the send time as the message timestamp.
 pub fn place(messages: &[GeneratedEvent]) -> Vec<Incoming> {
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    messages
-        .iter()
-        .map(|m| {
-            let partition = partition_for(m.key.as_bytes(), PARTITIONS);
-            let offset = next.entry(partition).or_insert(0);
-            let item = Incoming {
-                partition: Some(partition),
-                offset: Some(*offset),
-                payload: m.payload.clone(),
-                produced_at: Some(m.produced_at),
-            };
-            *offset += 1;
-            item
-        })
-        .collect()
+    heal_testkit::pipeline::place(messages, PARTITIONS)
 }
 
 /// A generated run, faulty and clean, ready to ingest.
@@ -192,33 +172,7 @@ pub async fn finish(t: TestDb) {
 
 /// Ingests `items` in batches of [`BATCH`] from the topic source, summing the outcomes.
 pub async fn ingest_all(pool: &PgPool, items: &[Incoming]) -> BatchOutcome {
-    let ingestor = Ingestor::new(pool.clone(), Settings::default())
-        .await
-        .expect("ingestor");
-    let source = source();
-    let mut total = BatchOutcome::default();
-    for chunk in items.chunks(BATCH) {
-        let offset = total.inserted + total.duplicates + total.quarantined.len() as u64;
-        let out = ingestor
-            .ingest(&source, chunk.to_vec())
-            .await
-            .expect("batch ingests");
-        assert_eq!(
-            out.inserted + out.duplicates + out.quarantined.len() as u64,
-            chunk.len() as u64,
-            "every event of a batch is inserted, a duplicate or quarantined"
-        );
-        total.inserted += out.inserted;
-        total.duplicates += out.duplicates;
-        total.late += out.late;
-        total
-            .quarantined
-            .extend(out.quarantined.into_iter().map(|mut q| {
-                q.index += offset as usize;
-                q
-            }));
-    }
-    total
+    heal_testkit::pipeline::ingest_all(pool, &source(), items, BATCH).await
 }
 
 /// Stores the ground truth of a run with the product's own writer.

@@ -6,12 +6,11 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, Utc};
-use heal_generator::{FaultAction, Generator, InjectionRecord, Scenario};
-use heal_ingest::{Incoming, Ingestor, Settings, Source};
+use heal_generator::{FaultAction, InjectionRecord, Scenario};
+use heal_ingest::Incoming;
 use heal_model::quality::FailureEvent;
 use heal_quality::{Catalog, ChecksFile, CycleReport, Quality};
 use sqlx::PgPool;
-use std::collections::HashMap;
 
 pub use heal_testkit::scenarios_dir;
 
@@ -40,39 +39,11 @@ pub fn shifted(stem: &str, events_per_day: f64, extra_days: i64) -> Scenario {
 
 /// Messages on three partitions with per-partition offsets, as a consumer receives them.
 pub fn generate(scenario: &Scenario) -> (Vec<Incoming>, Vec<InjectionRecord>) {
-    let mut generator = Generator::new(scenario);
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let items: Vec<Incoming> = generator
-        .by_ref()
-        .map(|m| {
-            let partition = heal_bus::partition_for(m.key.as_bytes(), 3);
-            let offset = next.entry(partition).or_insert(0);
-            let item = Incoming {
-                partition: Some(partition),
-                offset: Some(*offset),
-                payload: m.payload,
-                produced_at: Some(m.produced_at),
-            };
-            *offset += 1;
-            item
-        })
-        .collect();
-    (items, generator.ground_truth())
+    heal_testkit::pipeline::deliveries(scenario, 3)
 }
 
 pub async fn ingest_all(pool: &PgPool, items: Vec<Incoming>) {
-    let ingestor = Ingestor::new(pool.clone(), Settings::default())
-        .await
-        .expect("ingestor");
-    let source = Source::Topic {
-        group: "heal-ingest".into(),
-        topic: "raw-events".into(),
-    };
-    let mut items = items.into_iter().peekable();
-    while items.peek().is_some() {
-        let batch: Vec<Incoming> = items.by_ref().take(1000).collect();
-        ingestor.ingest(&source, batch).await.expect("ingest");
-    }
+    heal_testkit::pipeline::ingest_all(pool, &heal_testkit::pipeline::source(), &items, 1000).await;
 }
 
 /// Runs every batch job once over all the data (the scheduler's way), with injected job
