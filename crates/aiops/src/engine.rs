@@ -187,6 +187,9 @@ pub struct Engine {
     data_above: Vec<bool>,
     classifier: Classifier,
     remedies: SuccessTable,
+    /// Operators' root-cause corrections: per class and symptom node (key), how often each
+    /// node (key) was named the root cause.
+    root_causes: HashMap<(IncidentClass, String), HashMap<String, f64>>,
     open: Vec<Held>,
     pending: Vec<Pending>,
     resolved: VecDeque<Incident>,
@@ -215,6 +218,7 @@ impl Engine {
             data_above: Vec::new(),
             classifier,
             remedies: SuccessTable::with_priors(),
+            root_causes: HashMap::new(),
             open: Vec::new(),
             pending: Vec::new(),
             resolved: VecDeque::new(),
@@ -339,6 +343,45 @@ impl Engine {
     /// Records whether an action worked (it re-ranks later recommendations).
     pub fn record_outcome(&mut self, class: IncidentClass, action: &'static str, worked: bool) {
         self.remedies.record(class, action, worked);
+    }
+
+    /// Records an operator's correction: the root cause of an incident of `class` whose
+    /// symptoms sat on `symptom_nodes` (lineage keys) was `root` (a lineage key). Later
+    /// incidents of that class on those nodes rank it higher.
+    pub fn record_root_cause(
+        &mut self,
+        class: IncidentClass,
+        symptom_nodes: &[String],
+        root: &str,
+    ) {
+        let nodes: HashSet<&String> = symptom_nodes.iter().collect();
+        for n in nodes {
+            *self
+                .root_causes
+                .entry((class, n.clone()))
+                .or_default()
+                .entry(root.to_string())
+                .or_default() += 1.0;
+        }
+    }
+
+    /// Per node key, the share of operators' corrections that named it the root cause of
+    /// incidents of `class` on these symptom nodes (averaged over the nodes with any).
+    fn confirmed(&self, class: IncidentClass, symptom_nodes: &[String]) -> HashMap<String, f64> {
+        let mut out: HashMap<String, f64> = HashMap::new();
+        let seen: Vec<&HashMap<String, f64>> = symptom_nodes
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter_map(|n| self.root_causes.get(&(class, n.clone())))
+            .collect();
+        for named in &seen {
+            let total: f64 = named.values().sum();
+            for (root, n) in named.iter() {
+                *out.entry(root.clone()).or_default() += n / total / seen.len() as f64;
+            }
+        }
+        out
     }
 
     /// Every incident held: open ones first, then the most recently resolved.
@@ -818,7 +861,13 @@ impl Engine {
         let mut class = self
             .classifier
             .classify(&self.weighted_features(h, &HashSet::new()));
-        let mut scored = rootcause::rank(&t, &h.observed, class.class, &self.shared);
+        let symptom_nodes: Vec<String> = h
+            .observed
+            .iter()
+            .filter_map(|o| o.node.map(|n| t.node(n).key.clone()))
+            .collect();
+        let mut confirmed = self.confirmed(class.class, &symptom_nodes);
+        let mut scored = rootcause::rank(&t, &h.observed, class.class, &self.shared, &confirmed);
         for _ in 0..2 {
             let own: HashSet<usize> = scored
                 .first()
@@ -837,7 +886,8 @@ impl Engine {
             if !moved {
                 break;
             }
-            scored = rootcause::rank(&t, &h.observed, class.class, &self.shared);
+            confirmed = self.confirmed(class.class, &symptom_nodes);
+            scored = rootcause::rank(&t, &h.observed, class.class, &self.shared, &confirmed);
         }
         let causes = rootcause::to_root_causes(&t, &scored, &h.observed, &self.shared, |s| {
             if std::ptr::eq(s, &scored[0]) {

@@ -117,6 +117,19 @@ impl AiopsRole {
                 engine.record_outcome(class, action, worked);
             }
         }
+        let roots: Vec<(String, String, Vec<String>)> = sqlx::query_as(
+            "SELECT root_cause_class, root_cause, symptom_nodes FROM aiops_feedback
+             WHERE root_cause IS NOT NULL AND root_cause_class IS NOT NULL
+               AND symptom_nodes IS NOT NULL
+             ORDER BY at",
+        )
+        .fetch_all(&pool)
+        .await?;
+        for (class, root, nodes) in roots {
+            if let Ok(class) = class.parse::<IncidentClass>() {
+                engine.record_root_cause(class, &nodes, &root);
+            }
+        }
         Ok(AiopsRole {
             engine: Mutex::new(engine),
             pool,
@@ -211,7 +224,8 @@ impl AiopsRole {
 
     /// Learns from operators' feedback (`incident-feedback`), each message once: the class
     /// they gave becomes a label, a remediation outcome re-ranks later recommendations of that
-    /// class. Returns how many messages taught something.
+    /// class, a corrected root cause ranks that node higher for later incidents of that class
+    /// on the same nodes. Returns how many messages taught something.
     pub async fn on_feedback(&self, batch: &[Message]) -> usize {
         let mut taught = 0;
         for msg in batch {
@@ -244,9 +258,24 @@ impl AiopsRole {
             .as_deref()
             .and_then(|a| ACTION_NAMES.iter().find(|n| **n == a).copied());
         let outcome = f.remediation_worked.zip(action);
+        // A corrected root cause is learned under the incident's (corrected) class, matched
+        // on the nodes its symptoms sat on.
+        let root = f
+            .root_cause
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        let symptom_nodes: Vec<String> = incident
+            .symptoms
+            .iter()
+            .map(|s| s.node.key.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         let first = sqlx::query(
-            "INSERT INTO aiops_feedback (event_id, incident_id, class, incident_class, action, worked)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+            "INSERT INTO aiops_feedback (event_id, incident_id, class, incident_class, action, worked,
+                                         root_cause, root_cause_class, symptom_nodes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING",
         )
         .bind(&f.event_id)
         .bind(&f.incident_id)
@@ -254,6 +283,9 @@ impl AiopsRole {
         .bind(outcome.map(|_| outcome_class.as_str()))
         .bind(outcome.map(|(_, a)| a))
         .bind(outcome.map(|(w, _)| w))
+        .bind(root)
+        .bind(root.map(|_| outcome_class.as_str()))
+        .bind(root.map(|_| &symptom_nodes))
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -270,6 +302,14 @@ impl AiopsRole {
                 .lock()
                 .expect("lock")
                 .record_outcome(outcome_class, action, worked);
+            taught = true;
+        }
+        if let Some(root) = root {
+            self.engine.lock().expect("lock").record_root_cause(
+                outcome_class,
+                &symptom_nodes,
+                root,
+            );
             taught = true;
         }
         Ok(taught)

@@ -68,12 +68,14 @@ pub struct Scored {
 }
 
 /// Ranks the candidates of an incident whose symptoms are `symptoms`, `class` being the
-/// incident's classification; `shared` are the shared datasets.
+/// incident's classification; `shared` are the shared datasets; `confirmed` gives, per node
+/// key, the share of operators' corrections that named it the root cause of such incidents.
 pub fn rank(
     t: &Topology,
     symptoms: &[Observed],
     class: IncidentClass,
     shared: &HashSet<NodeId>,
+    confirmed: &std::collections::HashMap<String, f64>,
 ) -> Vec<Scored> {
     let located: Vec<(usize, NodeId)> = symptoms
         .iter()
@@ -229,13 +231,22 @@ pub fn rank(
         } else {
             0.0
         };
+        // Operators named it the root cause of incidents like this one before. Weighed so that
+        // a node they named every time outranks what the structure alone prefers (grounded
+        // candidates' scores spread over about half a point); split corrections weigh less.
+        let learned = confirmed
+            .get(&t.node(cand).key)
+            .copied()
+            .unwrap_or(0.0)
+            .clamp(0.0, 1.0);
         let score = 0.40 * coverage
             + 0.20 * f64::from(u8::from(is_failing))
             + 0.15 * position
             + 0.08 * precedence
             + 0.07 * evidence
             + 0.05 * codes
-            + 0.10 * mechanism;
+            + 0.10 * mechanism
+            + 0.60 * learned;
         let mut factors = BTreeMap::new();
         for (k, v) in [
             ("coverage", coverage),
@@ -245,6 +256,7 @@ pub fn rank(
             ("evidence", evidence),
             ("codes", codes),
             ("mechanism", mechanism),
+            ("confirmed", learned),
         ] {
             factors.insert(k.to_string(), (v * 1000.0).round() / 1000.0);
         }

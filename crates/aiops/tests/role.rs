@@ -468,8 +468,16 @@ async fn operator_feedback_relabels_and_reranks_later_decisions_once_per_message
                 serde_json::to_vec(&f).unwrap(),
             ));
         }
+        // The operator also names the real root cause: a candidate ranked below the top one.
+        let corrected = inc.root_causes[1..]
+            .iter()
+            .find(|c| c.grounded == inc.root_causes[0].grounded)
+            .map(|c| c.node.key.clone())
+            .expect("a second candidate");
+        assert_ne!(inc.root_causes[0].node.key, corrected);
         let mut relabel = FeedbackMessage::new(&inc.id, "ana");
         relabel.class = Some(IncidentClass::SchemaDrift);
+        relabel.root_cause = Some(corrected.clone());
         feedback.push(message(
             "incident-feedback",
             9,
@@ -500,6 +508,10 @@ async fn operator_feedback_relabels_and_reranks_later_decisions_once_per_message
             "{backend}: {:?}",
             after.recommendations
         );
+        assert_eq!(
+            after.root_causes[0].node.key, corrected,
+            "{backend}: the corrected root cause ranks first"
+        );
 
         // A restarted role takes the outcomes back.
         let restarted = AiopsRole::new(
@@ -523,6 +535,11 @@ async fn operator_feedback_relabels_and_reranks_later_decisions_once_per_message
             top(&restarted.incidents()[0]),
             "replay_quarantine",
             "{backend}"
+        );
+        assert_eq!(
+            restarted.incidents()[0].root_causes[0].node.key,
+            corrected,
+            "{backend}: a restarted role takes the root-cause correction back too"
         );
         t.finish().await;
     }

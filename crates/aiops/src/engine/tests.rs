@@ -653,3 +653,40 @@ fn refusals_during_a_store_outage_are_their_own_incident() {
     assert!(classes.contains(&IncidentClass::Infrastructure));
     assert!(classes.contains(&IncidentClass::SchemaDrift));
 }
+
+#[test]
+fn a_corrected_root_cause_ranks_first_in_the_next_similar_incident() {
+    let mut f = F { next: 0 };
+    let mut e = engine();
+    let msgs = feed(&mut e, &[f.volume("daily_revenue", 10.0, 40.0, 17)]);
+    let first = latest(&e, &opened(&msgs)[0].id).clone();
+    let top = &first.root_causes[0];
+    let other = first.root_causes[1..]
+        .iter()
+        .find(|c| c.grounded == top.grounded)
+        .expect("a second candidate to correct to");
+    assert_ne!(top.node.key, other.node.key);
+    let symptom_nodes: Vec<String> = first.symptoms.iter().map(|s| s.node.key.clone()).collect();
+    e.record_root_cause(first.classification.class, &symptom_nodes, &other.node.key);
+
+    // Two days later the same symptom: the operator's root cause comes first.
+    let msgs = feed(&mut e, &[f.volume("daily_revenue", 10.0, 40.0, 65)]);
+    let second = latest(&e, &opened(&msgs)[0].id);
+    assert_eq!(
+        second.root_causes[0].node.key, other.node.key,
+        "{:#?}",
+        second.root_causes
+    );
+    assert_eq!(second.root_causes[0].factors["confirmed"], 1.0);
+    // A correction under another class teaches nothing here.
+    let mut fresh = engine();
+    let wrong = if first.classification.class == IncidentClass::LateData {
+        IncidentClass::VolumeAnomaly
+    } else {
+        IncidentClass::LateData
+    };
+    fresh.record_root_cause(wrong, &symptom_nodes, &other.node.key);
+    let msgs = feed(&mut fresh, &[f.volume("daily_revenue", 10.0, 40.0, 17)]);
+    let same = latest(&fresh, &opened(&msgs)[0].id);
+    assert_eq!(same.root_causes[0].node.key, top.node.key);
+}
