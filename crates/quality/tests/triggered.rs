@@ -32,27 +32,36 @@ async fn next_failure(c: &mut Consumer, within: Duration) -> Option<FailureEvent
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refused_event_raises_a_failure_event_without_waiting_for_the_cycle() {
+/// A fresh server database, the in-process bus with `topic` and the failure-event topic, and
+/// the quality role publishing on it; `None` without a server.
+async fn setup(topic: &str) -> Option<(TestDb, Bus, Arc<QualityRole>)> {
     let Some(url) = server_url() else {
         eprintln!("skipped: HEAL_TEST_DATABASE_URL is not set");
-        return;
+        return None;
     };
     let t = TestDb::new(&Backend::Server(url)).await;
-    let pool = t.pool().clone();
     let bus = Bus::new(None).unwrap();
-    bus.create_topics(&[PIPELINE_EVENTS, DATA_QUALITY_CHECKS], 1, 1)
+    bus.create_topics(&[topic, DATA_QUALITY_CHECKS], 1, 1)
         .await
         .unwrap();
+    let role = Arc::new(QualityRole::new(
+        Arc::new(quality(t.pool()).await),
+        Some(bus.clone()),
+        DATA_QUALITY_CHECKS,
+    ));
+    Some((t, bus, role))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_event_raises_a_failure_event_without_waiting_for_the_cycle() {
+    let Some((t, bus, role)) = setup(PIPELINE_EVENTS).await else {
+        return;
+    };
+    let pool = t.pool().clone();
     let ingestor = Ingestor::new(pool.clone(), Settings::default())
         .await
         .unwrap()
         .with_events(bus.clone());
-    let role = Arc::new(QualityRole::new(
-        Arc::new(quality(&pool).await),
-        Some(bus.clone()),
-        DATA_QUALITY_CHECKS,
-    ));
     let mut failures = bus.consumer("test-watch", DATA_QUALITY_CHECKS).unwrap();
     let pipeline = bus.consumer("test-quality", PIPELINE_EVENTS).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -134,21 +143,10 @@ async fn last_run(pool: &sqlx::PgPool, name: &str) -> Option<chrono::DateTime<ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recheck_request_runs_the_named_checks_without_waiting_for_the_cycle() {
-    let Some(url) = server_url() else {
-        eprintln!("skipped: HEAL_TEST_DATABASE_URL is not set");
+    let Some((t, bus, role)) = setup(QUALITY_REQUESTS).await else {
         return;
     };
-    let t = TestDb::new(&Backend::Server(url)).await;
     let pool = t.pool().clone();
-    let bus = Bus::new(None).unwrap();
-    bus.create_topics(&[QUALITY_REQUESTS, DATA_QUALITY_CHECKS], 1, 1)
-        .await
-        .unwrap();
-    let role = Arc::new(QualityRole::new(
-        Arc::new(quality(&pool).await),
-        Some(bus.clone()),
-        DATA_QUALITY_CHECKS,
-    ));
     let requests = bus.consumer("test-quality", QUALITY_REQUESTS).unwrap();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let looping = tokio::spawn(run_loop(
