@@ -24,10 +24,12 @@ const P95_GOAL_MS: f64 = 50.0;
 
 #[derive(Debug, Args)]
 pub struct LineageBenchArgs {
+    /// Nodes of the lineage graph.
     #[arg(long, default_value_t = 100_000)]
     pub nodes: u32,
-    #[arg(long, default_value_t = 500_000)]
-    pub edges: u32,
+    /// Edges of the lineage graph [default: 5 per node].
+    #[arg(long)]
+    pub edges: Option<u32>,
     /// Layers of the DAG (datasets and jobs alternate).
     #[arg(long, default_value_t = 20)]
     pub layers: u32,
@@ -39,6 +41,13 @@ pub struct LineageBenchArgs {
     pub baseline_timeout_secs: u64,
     #[arg(long, value_enum, default_value_t)]
     pub output: OutputFormat,
+}
+
+impl LineageBenchArgs {
+    /// The edges asked for, or five per node.
+    fn edges(&self) -> u32 {
+        self.edges.unwrap_or(self.nodes.saturating_mul(5))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -112,7 +121,7 @@ async fn load(pool: &PgPool, args: &LineageBenchArgs) -> anyhow::Result<Vec<Vec<
     // edges two layers ahead (job to job through a shared dataset is the common real case).
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(42);
     let forward_layers = (args.layers - 1) as u64;
-    let per_node = (args.edges as u64 / (forward_layers * per_layer as u64)).max(1);
+    let per_node = (args.edges() as u64 / (forward_layers * per_layer as u64)).max(1);
     let mut edges: std::collections::HashSet<(i64, i64)> = std::collections::HashSet::new();
     let window = 50i64;
     for l in 0..layers.len() - 1 {
@@ -124,12 +133,12 @@ async fn load(pool: &PgPool, args: &LineageBenchArgs) -> anyhow::Result<Vec<Vec<
         }
     }
     let mut attempts = 0u64;
-    while (edges.len() as u32) < args.edges {
+    while (edges.len() as u32) < args.edges() {
         attempts += 1;
         anyhow::ensure!(
-            attempts <= 20 * args.edges as u64,
+            attempts <= 20 * args.edges() as u64,
             "cannot place {} distinct edges among {} nodes in {} layers: lower --edges or raise --nodes",
-            args.edges,
+            args.edges(),
             args.nodes,
             args.layers
         );
@@ -219,7 +228,7 @@ async fn measure(args: &LineageBenchArgs, server: &mut Server) -> anyhow::Result
     phase(&format!(
         "generating a layered DAG of {} nodes / {} edges",
         count(args.nodes as i64),
-        count(args.edges as i64)
+        count(args.edges() as i64)
     ));
     let started = Instant::now();
     let layers = load(&pool, args).await?;
